@@ -1,0 +1,203 @@
+//! The storage seam.
+//!
+//! This crate names what sharedcare needs from a database and nothing else:
+//! it has no SQL, no driver and no FHIR knowledge beyond "a resource is a
+//! typed, versioned JSON document". Each backend (`store-sqlite`,
+//! `store-postgres`) implements [`Store`] and [`Tx`], and one conformance
+//! suite (the `store-conformance` crate, driven from each backend's tests) holds them
+//! to the same behaviour.
+//!
+//! Invariants every backend upholds:
+//! - A version is immutable once written; history is append-only.
+//! - `resource_current` (the "current" pointer) and the version rows change
+//!   together, in one database transaction, with the index rows of that
+//!   version. A reader never sees one without the others.
+//! - Every patient-linked row carries the id of the patient it belongs to
+//!   (its Patient compartment), so that production can shard by patient.
+//! - Work done through a [`Tx`] that is dropped without [`Tx::commit`] is
+//!   rolled back: nothing partial is ever stored.
+
+use std::future::Future;
+
+/// Microseconds since the Unix epoch, UTC. All stored times use it so that
+/// both backends sort and compare them identically.
+pub type Micros = i64;
+
+/// Errors a backend reports. Driver text stays inside the backend's log;
+/// what crosses this seam is a category the caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed the same resource first (version mismatch or a
+    /// concurrent create of the same id). The caller may retry or report 409/412.
+    #[error("concurrent modification of {rtype}/{id}")]
+    Conflict { rtype: String, id: String },
+    /// The database could not be reached or refused the work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the backend could not do; the message is for the log only.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One stored version of a resource, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResource {
+    pub rtype: String,
+    pub id: String,
+    pub version: u64,
+    pub last_updated: Micros,
+    /// A logical delete: `body` is `None`.
+    pub deleted: bool,
+    /// The resource as canonical compact FHIR JSON, with `id` and `meta`
+    /// (versionId, lastUpdated) already set by the writer.
+    pub body: Option<String>,
+    /// Monotonic position in the global history (used for paging history).
+    pub seq: i64,
+}
+
+/// A search-index row derived from one resource version at write time.
+/// Issue #3 grows this into every search parameter type; for now tokens
+/// (`_id`, `identifier`) are enough for conditional interactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexRow {
+    /// A token: `system|code`. `system` is `None` when the element had none.
+    Token {
+        param: String,
+        system: Option<String>,
+        code: String,
+    },
+}
+
+/// A new version to append inside a transaction.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub rtype: String,
+    pub id: String,
+    /// Must be exactly one more than the current version (1 for a new id);
+    /// the backend refuses anything else with [`StoreError::Conflict`].
+    pub version: u64,
+    pub last_updated: Micros,
+    pub deleted: bool,
+    /// The Patient compartment this resource belongs to, if any.
+    pub patient_id: Option<String>,
+    pub body: Option<String>,
+    pub index: Vec<IndexRow>,
+}
+
+/// A search criterion the store can evaluate from its index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Criterion {
+    /// `_id=a,b`: any of these logical ids.
+    Id(Vec<String>),
+    /// `param=[system|]code`: any of these tokens. `system: None` matches any
+    /// system, `Some("")` matches "no system".
+    Token {
+        param: String,
+        any_of: Vec<TokenValue>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenValue {
+    pub system: Option<String>,
+    pub code: Option<String>,
+}
+
+/// Which history to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub rtype: Option<String>,
+    pub id: Option<String>,
+    /// Only versions with `last_updated >= since`.
+    pub since: Option<Micros>,
+    /// Only versions with `seq < before` (paging cursor, newest first).
+    pub before_seq: Option<i64>,
+    pub limit: usize,
+}
+
+/// A simple, current-version search over indexed criteria (all must hold).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchQuery {
+    pub rtype: String,
+    pub criteria: Vec<Criterion>,
+    /// Only ids strictly after this one (paging cursor, ascending by id).
+    pub after_id: Option<String>,
+    pub limit: usize,
+}
+
+/// A database backend.
+///
+/// Reads outside a transaction see committed data only. Methods return
+/// futures that are `Send` so that the HTTP layer can hold them across awaits.
+pub trait Store: Clone + Send + Sync + 'static {
+    type Tx: Tx;
+
+    /// Starts a read-write transaction. Writes through it become visible
+    /// together at [`Tx::commit`], or not at all.
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
+
+    /// The current version of a resource (a deleted one too: `deleted` says so).
+    fn read(
+        &self,
+        rtype: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<StoredResource>>> + Send;
+
+    /// One specific version.
+    fn vread(
+        &self,
+        rtype: &str,
+        id: &str,
+        version: u64,
+    ) -> impl Future<Output = Result<Option<StoredResource>>> + Send;
+
+    /// Versions newest first (by `seq`), at most `query.limit`.
+    fn history(
+        &self,
+        query: &HistoryQuery,
+    ) -> impl Future<Output = Result<Vec<StoredResource>>> + Send;
+
+    /// Current, non-deleted resources matching every criterion, ascending by
+    /// id, at most `query.limit`.
+    fn search(
+        &self,
+        query: &SearchQuery,
+    ) -> impl Future<Output = Result<Vec<StoredResource>>> + Send;
+
+    /// Is the database reachable and migrated?
+    fn ready(&self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A read-write transaction. Dropping it without `commit` rolls it back.
+pub trait Tx: Send {
+    /// The current version of a resource, locked against concurrent writers
+    /// until this transaction ends.
+    fn current(
+        &mut self,
+        rtype: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<StoredResource>>> + Send;
+
+    /// Ids of current, non-deleted resources of `rtype` matching all criteria
+    /// (at most `limit`), as seen inside this transaction.
+    fn find(
+        &mut self,
+        rtype: &str,
+        criteria: &[Criterion],
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Serialises this transaction against every other one that takes the same
+    /// key (used by conditional create so two concurrent requests cannot both
+    /// create). Held until the transaction ends.
+    fn lock_key(&mut self, key: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Appends a version, moves the current pointer and replaces the index
+    /// rows. Fails with [`StoreError::Conflict`] unless `version` is exactly
+    /// one more than the current version.
+    fn put(&mut self, version: &NewVersion) -> impl Future<Output = Result<i64>> + Send;
+
+    fn commit(self) -> impl Future<Output = Result<()>> + Send;
+}
