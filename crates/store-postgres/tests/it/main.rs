@@ -1,6 +1,14 @@
 //! The storage conformance suite, run against PostgreSQL when
 //! `SHAREDCARE_TEST_DATABASE_URL` is set (CI sets it); skipped, saying so, otherwise.
 
+// Test code: panicking on failure is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_suite() {
     let Ok(url) = std::env::var("SHAREDCARE_TEST_DATABASE_URL") else {
@@ -11,10 +19,13 @@ async fn conformance_suite() {
     let run = format!(
         "t{}_{}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
+        {
+            #[allow(clippy::disallowed_methods)]
+            std::time::SystemTime::now()
+        }
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
     );
     store_conformance::run_all(|| {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -1,5 +1,13 @@
 //! The storage conformance suite, run against SQLite (always).
 
+// Test code: panicking on failure is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_suite() {
     let dir = store_conformance::TempDir::new("sqlite-conformance");
