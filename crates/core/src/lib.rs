@@ -1,0 +1,762 @@
+//! The FHIR interactions of sharedcare, free of HTTP.
+//!
+//! A [`Service`] takes a parsed request (type, id, body bytes, query pairs),
+//! and does the whole of it: parse, validate, open one store transaction,
+//! write every version with its index rows, commit, and describe the result.
+//! The API crate turns those results into HTTP; nothing here knows HTTP.
+//!
+//! Architecture invariants:
+//! - Nothing is stored before the whole request has validated; a failure
+//!   anywhere in a transaction rolls back all of it.
+//! - Time and new ids come from the injected [`Clock`] and [`IdGenerator`];
+//!   this crate never reads the wall clock or a random source itself.
+
+mod bundle;
+mod bundle_writer;
+pub mod capabilities;
+pub mod error;
+pub mod instant;
+pub mod query;
+pub mod resource;
+
+use std::sync::Arc;
+
+use fhir::Issue;
+use serde_json::{Map, Value};
+use store::{Criterion, HistoryQuery, Micros, NewVersion, SearchQuery, Store, Tx};
+
+pub use bundle::outcome_json;
+pub use bundle_writer::{BundleWriter, EntryResponse};
+pub use error::{CoreError, Result};
+
+/// The source of "now". Injected so tests and replays are deterministic.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Micros;
+}
+
+/// The source of new logical ids.
+pub trait IdGenerator: Send + Sync {
+    fn new_id(&self) -> String;
+}
+
+/// Settings the interactions need.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The FHIR base URL clients use, without a trailing slash
+    /// (e.g. `http://127.0.0.1:8080/fhir`); used in `fullUrl`s and links.
+    pub base_url: String,
+}
+
+/// A current or historical version, as returned to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub rtype: String,
+    pub id: String,
+    pub version: u64,
+    pub last_updated: Micros,
+    /// Canonical compact JSON.
+    pub body: String,
+}
+
+impl Resource {
+    fn from_stored(s: store::StoredResource) -> Result<Self> {
+        let body = s.body.ok_or(CoreError::Internal)?;
+        Ok(Resource {
+            rtype: s.rtype,
+            id: s.id,
+            version: s.version,
+            last_updated: s.last_updated,
+            body,
+        })
+    }
+
+    /// `Type/id/_history/version`
+    pub fn versioned_ref(&self) -> String {
+        format!("{}/{}/_history/{}", self.rtype, self.id, self.version)
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// A new resource (or a new life after a delete): HTTP 201.
+    Created,
+    /// A new version of an existing resource: HTTP 200.
+    Updated,
+    /// Conditional create matched an existing resource; nothing was written.
+    Existing,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub kind: WriteKind,
+    pub resource: Resource,
+    /// Validation warnings (never errors: those reject the write).
+    pub warnings: Vec<Issue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// A delete version was written.
+    Deleted { version: u64 },
+    /// There was nothing (current) to delete.
+    NothingToDelete,
+}
+
+/// The FHIR interactions over one store.
+pub struct Service<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    config: ServiceConfig,
+}
+
+impl<S: Clone> Clone for Service<S> {
+    fn clone(&self) -> Self {
+        Service {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+pub(crate) fn check_type(rtype: &str) -> Result<()> {
+    if fhir::is_known_resource_type(rtype) {
+        Ok(())
+    } else {
+        Err(CoreError::UnknownType(rtype.to_owned()))
+    }
+}
+
+pub(crate) fn check_id(id: &str) -> Result<()> {
+    if fhir::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(CoreError::BadRequest(
+            "the resource id is not a valid FHIR id ([A-Za-z0-9.-]{1,64})".to_owned(),
+        ))
+    }
+}
+
+/// Parses `W/"3"`, `"3"` or `3` (an ETag or version id).
+pub fn parse_version(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    let t = t.trim_matches('"');
+    t.parse()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| CoreError::BadRequest("a version must look like W/\"3\"".to_owned()))
+}
+
+impl<S: Store> Service<S> {
+    pub fn new(
+        store: S,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        config: ServiceConfig,
+    ) -> Self {
+        Service {
+            store,
+            clock,
+            ids,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ready().await?)
+    }
+
+    /// Parses and validates a body meant for `rtype` (which it must declare).
+    fn parse_for(&self, rtype: &str, body: &[u8]) -> Result<(Map<String, Value>, Vec<Issue>)> {
+        check_type(rtype)?;
+        let map = resource::parse_json(body)?;
+        let declared = resource::resource_type(&map)?;
+        if declared != rtype {
+            return Err(CoreError::BadRequest(format!(
+                "the body is a {declared} but the URL is for {rtype}"
+            )));
+        }
+        resource::validate(map)
+    }
+
+    // ----- create -----
+
+    /// `POST [type]`, optionally conditional (`If-None-Exist`).
+    pub async fn create(
+        &self,
+        rtype: &str,
+        body: &[u8],
+        if_none_exist: Option<&str>,
+    ) -> Result<WriteOutcome> {
+        let (map, warnings) = self.parse_for(rtype, body)?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        if let Some(query) = if_none_exist {
+            let criteria = self.conditional_criteria(query)?;
+            tx.lock_key(&format!("{rtype}?{query}")).await?;
+            match self.find_in(&mut tx, rtype, &criteria).await? {
+                Matches::None => {}
+                Matches::One(id) => {
+                    let cur = tx.current(rtype, &id).await?.ok_or(CoreError::Internal)?;
+                    return Ok(WriteOutcome {
+                        kind: WriteKind::Existing,
+                        resource: Resource::from_stored(cur)?,
+                        warnings,
+                    });
+                }
+                Matches::Many => {
+                    return Err(CoreError::PreconditionFailed(
+                        "If-None-Exist matched more than one resource".to_owned(),
+                    ));
+                }
+            }
+        }
+        let id = self.ids.new_id();
+        let (kind, resource) = self
+            .write_version(&mut tx, rtype, &id, map, None, now)
+            .await?;
+        tx.commit().await?;
+        Ok(WriteOutcome {
+            kind,
+            resource,
+            warnings,
+        })
+    }
+
+    // ----- read -----
+
+    pub async fn read(&self, rtype: &str, id: &str) -> Result<Resource> {
+        check_type(rtype)?;
+        check_id(id)?;
+        match self.store.read(rtype, id).await? {
+            None => Err(CoreError::NotFound {
+                rtype: rtype.to_owned(),
+                id: id.to_owned(),
+            }),
+            Some(r) if r.deleted => Err(CoreError::Gone {
+                rtype: rtype.to_owned(),
+                id: id.to_owned(),
+            }),
+            Some(r) => Resource::from_stored(r),
+        }
+    }
+
+    pub async fn vread(&self, rtype: &str, id: &str, vid: &str) -> Result<Resource> {
+        check_type(rtype)?;
+        check_id(id)?;
+        let version = vid
+            .parse::<u64>()
+            .map_err(|_| CoreError::BadRequest("the version id must be a number".to_owned()))?;
+        match self.store.vread(rtype, id, version).await? {
+            None => Err(CoreError::NotFound {
+                rtype: rtype.to_owned(),
+                id: format!("{id}/_history/{vid}"),
+            }),
+            Some(r) if r.deleted => Err(CoreError::Gone {
+                rtype: rtype.to_owned(),
+                id: format!("{id}/_history/{vid}"),
+            }),
+            Some(r) => Resource::from_stored(r),
+        }
+    }
+
+    // ----- update -----
+
+    /// `PUT [type]/[id]` (update, or create with a client-chosen id).
+    pub async fn update(
+        &self,
+        rtype: &str,
+        id: &str,
+        body: &[u8],
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome> {
+        check_id(id)?;
+        let (map, warnings) = self.parse_for(rtype, body)?;
+        check_body_id(&map, id)?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let (kind, resource) = self
+            .write_version(&mut tx, rtype, id, map, if_match, now)
+            .await?;
+        tx.commit().await?;
+        Ok(WriteOutcome {
+            kind,
+            resource,
+            warnings,
+        })
+    }
+
+    /// `PUT [type]?criteria`
+    pub async fn conditional_update(
+        &self,
+        rtype: &str,
+        query: &str,
+        body: &[u8],
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome> {
+        let (map, warnings) = self.parse_for(rtype, body)?;
+        let criteria = self.conditional_criteria(query)?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.lock_key(&format!("{rtype}?{query}")).await?;
+        let id = match self.find_in(&mut tx, rtype, &criteria).await? {
+            Matches::None => match map.get("id").and_then(Value::as_str) {
+                Some(id) => id.to_owned(),
+                None => self.ids.new_id(),
+            },
+            Matches::One(id) => {
+                if let Some(body_id) = map.get("id").and_then(Value::as_str)
+                    && body_id != id
+                {
+                    return Err(CoreError::BadRequest(
+                        "the body's id differs from the resource the criteria matched".to_owned(),
+                    ));
+                }
+                id
+            }
+            Matches::Many => {
+                return Err(CoreError::PreconditionFailed(
+                    "the criteria matched more than one resource".to_owned(),
+                ));
+            }
+        };
+        let (kind, resource) = self
+            .write_version(&mut tx, rtype, &id, map, if_match, now)
+            .await?;
+        tx.commit().await?;
+        Ok(WriteOutcome {
+            kind,
+            resource,
+            warnings,
+        })
+    }
+
+    // ----- delete -----
+
+    pub async fn delete(&self, rtype: &str, id: &str) -> Result<DeleteOutcome> {
+        check_type(rtype)?;
+        check_id(id)?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let out = self.delete_in(&mut tx, rtype, id, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// `DELETE [type]?criteria`: deletes the one match (several → 412).
+    pub async fn conditional_delete(&self, rtype: &str, query: &str) -> Result<DeleteOutcome> {
+        check_type(rtype)?;
+        let criteria = self.conditional_criteria(query)?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let out = match self.find_in(&mut tx, rtype, &criteria).await? {
+            Matches::None => DeleteOutcome::NothingToDelete,
+            Matches::One(id) => self.delete_in(&mut tx, rtype, &id, now).await?,
+            Matches::Many => {
+                return Err(CoreError::PreconditionFailed(
+                    "the criteria matched more than one resource".to_owned(),
+                ));
+            }
+        };
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    // ----- history -----
+
+    /// `GET [type]/[id]/_history`, `GET [type]/_history`, `GET /_history`
+    /// with `_since`, `_count` and the paging cursor.
+    pub async fn history(
+        &self,
+        rtype: Option<&str>,
+        id: Option<&str>,
+        params: &[(String, String)],
+    ) -> Result<String> {
+        if let Some(t) = rtype {
+            check_type(t)?;
+        }
+        if let Some(i) = id {
+            check_id(i)?;
+        }
+        let mut query = HistoryQuery {
+            rtype: rtype.map(str::to_owned),
+            id: id.map(str::to_owned),
+            limit: query::DEFAULT_COUNT,
+            ..HistoryQuery::default()
+        };
+        let mut kept: Vec<(String, String)> = Vec::new();
+        for (name, value) in params {
+            match name.as_str() {
+                "_since" => {
+                    query.since = Some(instant::parse_instant(value).ok_or_else(|| {
+                        CoreError::BadRequest(
+                            "_since must be an instant, e.g. 2024-01-01T00:00:00Z".to_owned(),
+                        )
+                    })?);
+                    kept.push((name.clone(), value.clone()));
+                }
+                "_count" => {
+                    let n: usize = value.parse().map_err(|_| {
+                        CoreError::BadRequest("_count must be a non-negative integer".to_owned())
+                    })?;
+                    query.limit = n.min(query::MAX_COUNT);
+                    kept.push((name.clone(), value.clone()));
+                }
+                "_cursor" => {
+                    query.before_seq =
+                        Some(value.parse().map_err(|_| {
+                            CoreError::BadRequest("invalid paging cursor".to_owned())
+                        })?);
+                }
+                "_format" | "_pretty" => {}
+                other => return Err(CoreError::UnknownParameter(other.to_owned())),
+            }
+        }
+        if id.is_some() {
+            // An instance that never existed is a 404, not an empty history.
+            let exists = self
+                .store
+                .read(rtype.unwrap_or_default(), id.unwrap_or_default())
+                .await?;
+            if exists.is_none() {
+                return Err(CoreError::NotFound {
+                    rtype: rtype.unwrap_or_default().to_owned(),
+                    id: id.unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        // Fetch one more than asked to learn whether there is a next page.
+        let limit = query.limit;
+        query.limit = limit + 1;
+        let mut rows = if limit == 0 {
+            vec![]
+        } else {
+            self.store.history(&query).await?
+        };
+        let has_next = rows.len() > limit;
+        rows.truncate(limit);
+
+        let path = match (rtype, id) {
+            (Some(t), Some(i)) => format!("{}/{t}/{i}/_history", self.config.base_url),
+            (Some(t), None) => format!("{}/{t}/_history", self.config.base_url),
+            _ => format!("{}/_history", self.config.base_url),
+        };
+        let now = self.clock.now();
+        let mut w = BundleWriter::new("history", &self.ids.new_id(), &instant::to_instant(now));
+        let self_link = link(
+            &path,
+            &kept,
+            query.before_seq.map(|s| s.to_string()).as_deref(),
+        );
+        let next_link = match (has_next, rows.last()) {
+            (true, Some(last)) => Some(link(&path, &kept, Some(&last.seq.to_string()))),
+            _ => None,
+        };
+        let mut links = vec![("self", self_link.as_str())];
+        if let Some(n) = &next_link {
+            links.push(("next", n.as_str()));
+        }
+        w.links(&links);
+        for r in &rows {
+            let full_url = format!("{}/{}/{}", self.config.base_url, r.rtype, r.id);
+            let etag = format!("W/\"{}\"", r.version);
+            let modified = instant::to_instant(r.last_updated);
+            let (method, url, status) = if r.deleted {
+                ("DELETE", format!("{}/{}", r.rtype, r.id), "204 No Content")
+            } else if r.version == 1 {
+                ("POST", r.rtype.clone(), "201 Created")
+            } else {
+                ("PUT", format!("{}/{}", r.rtype, r.id), "200 OK")
+            };
+            w.entry(
+                Some(&full_url),
+                r.body.as_deref(),
+                None,
+                Some((method, &url)),
+                Some(&EntryResponse {
+                    status,
+                    location: None,
+                    etag: Some(&etag),
+                    last_modified: Some(&modified),
+                    outcome: None,
+                }),
+            );
+        }
+        Ok(w.finish())
+    }
+
+    // ----- search -----
+
+    /// `GET [type]?…` over the parameters [`query`] supports.
+    /// Returns a `searchset` Bundle and the parameters ignored (lenient).
+    pub async fn search(
+        &self,
+        rtype: &str,
+        params: &[(String, String)],
+        lenient: bool,
+    ) -> Result<(String, Vec<String>)> {
+        check_type(rtype)?;
+        let search = query::parse_search(params, lenient)?;
+        let limit = search.count;
+        let rows = if limit == 0 {
+            vec![]
+        } else {
+            self.store
+                .search(&SearchQuery {
+                    rtype: rtype.to_owned(),
+                    criteria: search.criteria.clone(),
+                    after_id: search.cursor.clone(),
+                    limit: limit + 1,
+                })
+                .await?
+        };
+        let has_next = rows.len() > limit;
+        let path = format!("{}/{rtype}", self.config.base_url);
+        let kept: Vec<(String, String)> = params
+            .iter()
+            .filter(|(n, _)| {
+                n != "_cursor" && n != "_format" && n != "_pretty" && !search.ignored.contains(n)
+            })
+            .cloned()
+            .collect();
+        let mut w = BundleWriter::new(
+            "searchset",
+            &self.ids.new_id(),
+            &instant::to_instant(self.clock.now()),
+        );
+        let self_link = link(&path, &kept, search.cursor.as_deref());
+        let shown: Vec<&store::StoredResource> = rows.iter().take(limit).collect();
+        let next_link = match (has_next, shown.last()) {
+            (true, Some(last)) => Some(link(&path, &kept, Some(&last.id))),
+            _ => None,
+        };
+        let mut links = vec![("self", self_link.as_str())];
+        if let Some(n) = &next_link {
+            links.push(("next", n.as_str()));
+        }
+        w.links(&links);
+        for r in shown {
+            let full_url = format!("{}/{}/{}", self.config.base_url, r.rtype, r.id);
+            w.entry(
+                Some(&full_url),
+                r.body.as_deref(),
+                Some("match"),
+                None,
+                None,
+            );
+        }
+        Ok((w.finish(), search.ignored))
+    }
+
+    // ----- $validate -----
+
+    /// `POST [type]/$validate` and `POST [type]/[id]/$validate`: the body is
+    /// the resource or a `Parameters` with a `resource` parameter. Returns the
+    /// issues found; nothing is stored.
+    pub fn validate(&self, rtype: &str, id: Option<&str>, body: &[u8]) -> Result<Vec<Issue>> {
+        check_type(rtype)?;
+        if let Some(id) = id {
+            check_id(id)?;
+        }
+        let mut map = resource::parse_json(body)?;
+        if rtype != "Parameters"
+            && map.get("resourceType").and_then(Value::as_str) == Some("Parameters")
+        {
+            map = parameters_resource(&map)?;
+        }
+        let declared = resource::resource_type(&map)?;
+        if declared != rtype {
+            return Err(CoreError::BadRequest(format!(
+                "the body is a {declared} but the URL is for {rtype}"
+            )));
+        }
+        if let Some(id) = id {
+            check_body_id(&map, id)?;
+        }
+        Ok(fhir::validate_resource(&Value::Object(map)))
+    }
+
+    // ----- shared pieces -----
+
+    fn conditional_criteria(&self, query: &str) -> Result<Vec<Criterion>> {
+        let pairs = query::parse_query_string(query)?;
+        let search = query::parse_search(&pairs, false)?;
+        if search.criteria.is_empty() {
+            return Err(CoreError::BadRequest(
+                "conditional interactions need search criteria".to_owned(),
+            ));
+        }
+        Ok(search.criteria)
+    }
+
+    async fn find_in(
+        &self,
+        tx: &mut S::Tx,
+        rtype: &str,
+        criteria: &[Criterion],
+    ) -> Result<Matches> {
+        let mut ids = tx.find(rtype, criteria, 2).await?;
+        Ok(match ids.len() {
+            0 => Matches::None,
+            1 => ids.pop().map_or(Matches::None, Matches::One),
+            _ => Matches::Many,
+        })
+    }
+
+    /// Writes the next version of `rtype/id` inside `tx`.
+    async fn write_version(
+        &self,
+        tx: &mut S::Tx,
+        rtype: &str,
+        id: &str,
+        map: Map<String, Value>,
+        if_match: Option<u64>,
+        now: Micros,
+    ) -> Result<(WriteKind, Resource)> {
+        let current = tx.current(rtype, id).await?;
+        if let Some(expected) = if_match {
+            match &current {
+                Some(c) if !c.deleted && c.version == expected => {}
+                Some(c) => {
+                    return Err(CoreError::VersionConflict(format!(
+                        "If-Match asked for version {expected}; the current version is {}",
+                        c.version
+                    )));
+                }
+                None => {
+                    return Err(CoreError::VersionConflict(format!(
+                        "If-Match asked for version {expected} of a resource that does not exist"
+                    )));
+                }
+            }
+        }
+        let kind = match &current {
+            Some(c) if !c.deleted => WriteKind::Updated,
+            _ => WriteKind::Created,
+        };
+        let version = current.map_or(1, |c| c.version + 1);
+        let stamped = resource::stamp(map, rtype, id, version, now)?;
+        tx.put(&NewVersion {
+            rtype: rtype.to_owned(),
+            id: id.to_owned(),
+            version,
+            last_updated: now,
+            deleted: false,
+            patient_id: stamped.patient_id,
+            body: Some(stamped.body.clone()),
+            index: stamped.index,
+        })
+        .await?;
+        Ok((
+            kind,
+            Resource {
+                rtype: rtype.to_owned(),
+                id: id.to_owned(),
+                version,
+                last_updated: now,
+                body: stamped.body,
+            },
+        ))
+    }
+
+    async fn delete_in(
+        &self,
+        tx: &mut S::Tx,
+        rtype: &str,
+        id: &str,
+        now: Micros,
+    ) -> Result<DeleteOutcome> {
+        match tx.current(rtype, id).await? {
+            Some(c) if !c.deleted => {
+                let version = c.version + 1;
+                tx.put(&NewVersion {
+                    rtype: rtype.to_owned(),
+                    id: id.to_owned(),
+                    version,
+                    last_updated: now,
+                    deleted: true,
+                    patient_id: None,
+                    body: None,
+                    index: vec![],
+                })
+                .await?;
+                Ok(DeleteOutcome::Deleted { version })
+            }
+            _ => Ok(DeleteOutcome::NothingToDelete),
+        }
+    }
+}
+
+enum Matches {
+    None,
+    One(String),
+    Many,
+}
+
+fn check_body_id(map: &Map<String, Value>, id: &str) -> Result<()> {
+    match map.get("id").and_then(Value::as_str) {
+        Some(body_id) if body_id == id => Ok(()),
+        Some(_) => Err(CoreError::BadRequest(
+            "the id in the body differs from the id in the URL".to_owned(),
+        )),
+        None => Err(CoreError::BadRequest(
+            "an update needs the resource's id in the body".to_owned(),
+        )),
+    }
+}
+
+fn parameters_resource(map: &Map<String, Value>) -> Result<Map<String, Value>> {
+    let params = map.get("parameter").and_then(Value::as_array);
+    let found = params
+        .into_iter()
+        .flatten()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some("resource"));
+    match found.and_then(|p| p.get("resource")) {
+        Some(Value::Object(r)) => Ok(r.clone()),
+        _ => Err(CoreError::BadRequest(
+            "Parameters needs a 'resource' parameter holding the resource".to_owned(),
+        )),
+    }
+}
+
+/// `path?k=v&…[&_cursor=c]`, percent-encoded.
+fn link(path: &str, params: &[(String, String)], cursor: Option<&str>) -> String {
+    let mut out = path.to_owned();
+    let mut sep = '?';
+    for (k, v) in params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(cursor.map(|c| ("_cursor", c)))
+    {
+        out.push(sep);
+        sep = '&';
+        out.push_str(&encode(k));
+        out.push('=');
+        out.push_str(&encode(v));
+    }
+    out
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:|,".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
