@@ -190,6 +190,8 @@ impl<S: Store> Service<S> {
         // 1. Decide the id of every entry that writes, and map fullUrls to them.
         let mut ids: Vec<Option<(String, String)>> = vec![None; entries.len()];
         let mut existing: Vec<bool> = vec![false; entries.len()];
+        // Entries whose id this server just minted: known not to exist yet.
+        let mut fresh: Vec<bool> = vec![false; entries.len()];
         let mut refs: HashMap<String, String> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             let target = match e.method {
@@ -206,7 +208,10 @@ impl<S: Store> Service<S> {
                             .map_err(|err| in_entry(i, err))?;
                         tx.lock_key(&format!("{t}?{q}")).await?;
                         match self.find_in(&mut tx, &t, &criteria).await? {
-                            Matches::None => (t, self.ids.new_id()),
+                            Matches::None => {
+                                mark(&mut fresh, i);
+                                (t, self.ids.new_id())
+                            }
                             Matches::One(id) => {
                                 if let Some(flag) = existing.get_mut(i) {
                                     *flag = true;
@@ -223,6 +228,7 @@ impl<S: Store> Service<S> {
                             }
                         }
                     } else {
+                        mark(&mut fresh, i);
                         (t, self.ids.new_id())
                     }
                 }
@@ -248,7 +254,10 @@ impl<S: Store> Service<S> {
                         .map_err(|err| in_entry(i, err))?;
                     tx.lock_key(&format!("{t}?{q}")).await?;
                     match self.find_in(&mut tx, &t, &criteria).await? {
-                        Matches::None => (t, self.ids.new_id()),
+                        Matches::None => {
+                            mark(&mut fresh, i);
+                            (t, self.ids.new_id())
+                        }
                         Matches::One(id) => (t, id),
                         Matches::Many => {
                             return Err(in_entry(
@@ -369,7 +378,8 @@ impl<S: Store> Service<S> {
                         ))
                     } else {
                         let map = e.resource.take().ok_or(CoreError::Internal)?;
-                        self.write_version(&mut tx, &rtype, &id, map, e.if_match, now)
+                        let is_fresh = fresh.get(i).copied().unwrap_or(false);
+                        self.write_version(&mut tx, &rtype, &id, map, e.if_match, is_fresh, now)
                             .await
                             .map(|(k, r)| Done::Written(k, r))
                     }
@@ -603,6 +613,12 @@ impl<S: Store> Service<S> {
                 e.url
             ))),
         }
+    }
+}
+
+fn mark(flags: &mut [bool], i: usize) {
+    if let Some(f) = flags.get_mut(i) {
+        *f = true;
     }
 }
 

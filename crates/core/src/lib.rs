@@ -225,7 +225,7 @@ impl<S: Store> Service<S> {
         }
         let id = self.ids.new_id();
         let (kind, resource) = self
-            .write_version(&mut tx, rtype, &id, map, None, now)
+            .write_version(&mut tx, rtype, &id, map, None, true, now)
             .await?;
         tx.commit().await?;
         Ok(WriteOutcome {
@@ -288,7 +288,7 @@ impl<S: Store> Service<S> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let (kind, resource) = self
-            .write_version(&mut tx, rtype, id, map, if_match, now)
+            .write_version(&mut tx, rtype, id, map, if_match, false, now)
             .await?;
         tx.commit().await?;
         Ok(WriteOutcome {
@@ -333,7 +333,7 @@ impl<S: Store> Service<S> {
             }
         };
         let (kind, resource) = self
-            .write_version(&mut tx, rtype, &id, map, if_match, now)
+            .write_version(&mut tx, rtype, &id, map, if_match, false, now)
             .await?;
         tx.commit().await?;
         Ok(WriteOutcome {
@@ -616,6 +616,7 @@ impl<S: Store> Service<S> {
     }
 
     /// Writes the next version of `rtype/id` inside `tx`.
+    #[allow(clippy::too_many_arguments)]
     async fn write_version(
         &self,
         tx: &mut S::Tx,
@@ -623,9 +624,16 @@ impl<S: Store> Service<S> {
         id: &str,
         map: Map<String, Value>,
         if_match: Option<u64>,
+        fresh: bool,
         now: Micros,
     ) -> Result<(WriteKind, Resource)> {
-        let current = tx.current(rtype, id).await?;
+        // A server-assigned id is new by construction: skip the lookup (the
+        // store still refuses a duplicate version 1).
+        let current = if fresh {
+            None
+        } else {
+            tx.current(rtype, id).await?
+        };
         if let Some(expected) = if_match {
             match &current {
                 Some(c) if !c.deleted && c.version == expected => {}

@@ -468,33 +468,24 @@ impl store::Tx for PostgresTx {
                 db_error(e)
             }
         };
-        let stmt = client
-            .prepare_cached(
-                "SELECT version FROM resource_current WHERE rtype = $1 AND id = $2 FOR UPDATE",
-            )
-            .await
-            .map_err(db_error)?;
-        let current: Option<i64> = client
-            .query_opt(&stmt, &[&v.rtype, &v.id])
-            .await
-            .map_err(map)?
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(db_error)?;
-        let expected = current.map_or(1, |c| c + 1);
         let version = i64::try_from(v.version).map_err(|_| conflict())?;
-        if version != expected {
-            return Err(conflict());
-        }
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO resource_version (rtype, id, version, last_updated, deleted, patient_id, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
-            )
-            .await
-            .map_err(db_error)?;
-        let seq: i64 = client
-            .query_one(
+        // One round trip: append the version and move the pointer together.
+        // Version 1 must be new (the unique keys refuse a second one); any
+        // later version must follow the current one exactly (compare-and-set).
+        let sql = if version == 1 {
+            "WITH v AS (INSERT INTO resource_version (rtype, id, version, last_updated, deleted, patient_id, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq) \
+             INSERT INTO resource_current (rtype, id, version, seq, deleted, patient_id) \
+             SELECT $1, $2, $3, v.seq, $5, $6 FROM v RETURNING seq"
+        } else {
+            "WITH v AS (INSERT INTO resource_version (rtype, id, version, last_updated, deleted, patient_id, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq) \
+             UPDATE resource_current c SET version = $3, seq = v.seq, deleted = $5, patient_id = $6 \
+             FROM v WHERE c.rtype = $1 AND c.id = $2 AND c.version = $3 - 1 RETURNING c.seq"
+        };
+        let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
+        let row = client
+            .query_opt(
                 &stmt,
                 &[
                     &v.rtype,
@@ -508,24 +499,9 @@ impl store::Tx for PostgresTx {
             )
             .await
             .map_err(map)?
-            .try_get(0)
-            .map_err(db_error)?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO resource_current (rtype, id, version, seq, deleted, patient_id) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (rtype, id) DO UPDATE SET version = excluded.version, seq = excluded.seq, \
-                 deleted = excluded.deleted, patient_id = excluded.patient_id",
-            )
-            .await
-            .map_err(db_error)?;
-        client
-            .execute(
-                &stmt,
-                &[&v.rtype, &v.id, &version, &seq, &v.deleted, &v.patient_id],
-            )
-            .await
-            .map_err(map)?;
-        if current.is_some() {
+            .ok_or_else(conflict)?;
+        let seq: i64 = row.try_get(0).map_err(db_error)?;
+        if version > 1 {
             let stmt = client
                 .prepare_cached("DELETE FROM idx_token WHERE rtype = $1 AND id = $2")
                 .await

@@ -171,6 +171,9 @@ pub trait Store: Clone + Send + Sync + 'static {
 }
 
 /// A read-write transaction. Dropping it without `commit` rolls it back.
+///
+/// After any method returns an error the transaction may hold partial work:
+/// callers must drop it, never commit it.
 pub trait Tx: Send {
     /// The current version of a resource, locked against concurrent writers
     /// until this transaction ends.
