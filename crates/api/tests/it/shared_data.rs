@@ -76,6 +76,31 @@ async fn every_synthea_bundle_loads_and_reads_back() {
     }
 }
 
+#[tokio::test]
+async fn a_synthea_bundle_with_one_invalid_entry_stores_nothing() {
+    let Some(dir) = shared("synthea") else { return };
+    let f = json_files(&dir).into_iter().next().unwrap();
+    let mut bundle: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    let entries = bundle["entry"].as_array_mut().unwrap();
+    let last = entries.len() - 1;
+    // One bad code deep in the last entry.
+    entries[last]["resource"]["status"] = Value::String("not-a-status".into());
+    for t in apps().await {
+        let r = t.post("/fhir", &bundle.to_string()).await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        let expr = r.json()["issue"][0]["expression"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(expr.starts_with(&format!("Bundle.entry[{last}]")), "{expr}");
+        assert!(
+            t.get("/fhir/_history").await.json().get("entry").is_none(),
+            "{}: something was stored",
+            t.name
+        );
+    }
+}
+
 /// UK Core examples that are themselves invalid, and why (see the fhir crate's
 /// corpus test for the same list).
 const INVALID_UK_CORE: &[&str] = &[
