@@ -17,6 +17,8 @@
 //! - Work done through a [`Tx`] that is dropped without [`Tx::commit`] is
 //!   rolled back: nothing partial is ever stored.
 
+pub mod search;
+
 use std::future::Future;
 
 /// Microseconds since the Unix epoch, UTC. All stored times use it so that

@@ -1,0 +1,569 @@
+//! SQL generation for search, shared by `store-sqlite` and `store-postgres`.
+//!
+//! Both backends keep the same index tables (see their migrations); this
+//! crate turns [`Filter`]s, [`SortKey`]s and paging cursors into one SQL
+//! boolean expression / ORDER BY clause, with bind values kept apart from the
+//! text (never interpolated). The dialects differ only in placeholders
+//! (`?` / `$n`), booleans and text collation, which [`Dialect`] covers.
+//!
+//! Architecture invariant: this crate, with the two backends, is all the
+//! SQL there is; it has no driver and does no IO.
+//!
+//! Resource rows are `resource_current` under an alias (`c`, `c1`, …); every
+//! index table has `(rtype, id, param, …)` columns keyed to it.
+
+use store::Micros;
+use store::search::{
+    CompositeFilter, CompositeSecond, Filter, IndexKind, Prefix, QuantityValue, RangeValue,
+    ReferenceValue, SortKey, StringMatch, TokenValue, UriMatch,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A bind value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Text(String),
+    Int(i64),
+    Real(f64),
+    Null,
+}
+
+/// SQL text under construction with its bind values.
+#[derive(Debug)]
+pub struct Builder {
+    pub dialect: Dialect,
+    pub args: Vec<SqlValue>,
+    aliases: usize,
+}
+
+impl Builder {
+    pub fn new(dialect: Dialect) -> Self {
+        Builder {
+            dialect,
+            args: Vec::new(),
+            aliases: 0,
+        }
+    }
+
+    /// Adds a bind value; returns its placeholder.
+    pub fn arg(&mut self, v: SqlValue) -> String {
+        self.args.push(v);
+        match self.dialect {
+            Dialect::Sqlite => format!("?{}", self.args.len()),
+            Dialect::Postgres => format!("${}", self.args.len()),
+        }
+    }
+
+    fn text(&mut self, s: &str) -> String {
+        self.arg(SqlValue::Text(s.to_owned()))
+    }
+
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.aliases += 1;
+        format!("{prefix}{}", self.aliases)
+    }
+
+    pub fn not_deleted(&self, alias: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("{alias}.deleted = 0"),
+            Dialect::Postgres => format!("NOT {alias}.deleted"),
+        }
+    }
+
+    /// Byte-wise text ordering, the same on both backends.
+    pub fn collate(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " COLLATE \"C\"",
+        }
+    }
+}
+
+pub fn table(kind: IndexKind) -> &'static str {
+    match kind {
+        IndexKind::String => "idx_string",
+        IndexKind::Token => "idx_token",
+        IndexKind::Reference => "idx_reference",
+        IndexKind::Date => "idx_date",
+        IndexKind::Number => "idx_number",
+        IndexKind::Quantity => "idx_quantity",
+        IndexKind::Uri => "idx_uri",
+        IndexKind::Composite => "idx_composite",
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `EXISTS (SELECT 1 FROM <table> t WHERE t keyed to alias AND param AND (cond))`
+fn exists(
+    b: &mut Builder,
+    alias: &str,
+    kind: IndexKind,
+    param: &str,
+    cond: impl FnOnce(&mut Builder, &str) -> String,
+) -> String {
+    let t = b.fresh("t");
+    let p = b.text(param);
+    let c = cond(b, &t);
+    format!(
+        "EXISTS (SELECT 1 FROM {} {t} WHERE {t}.rtype = {alias}.rtype AND {t}.id = {alias}.id AND {t}.param = {p} AND ({c}))",
+        table(kind)
+    )
+}
+
+fn or(parts: Vec<String>) -> String {
+    if parts.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        parts.join(" OR ")
+    }
+}
+
+fn and(parts: Vec<String>) -> String {
+    if parts.is_empty() {
+        "1 = 1".to_owned()
+    } else {
+        parts.join(" AND ")
+    }
+}
+
+/// The comparison of an indexed range `[lo, hi]` (column names) with a
+/// search range, by prefix (FHIR R4 search, 3.1.1.4.2).
+fn range_cond(
+    b: &mut Builder,
+    lo: &str,
+    hi: &str,
+    prefix: Prefix,
+    low: SqlValue,
+    high: SqlValue,
+) -> String {
+    let sl = b.arg(low);
+    let sh = b.arg(high);
+    let eq = format!("({lo} >= {sl} AND {hi} <= {sh})");
+    match prefix {
+        Prefix::Eq => eq,
+        Prefix::Ne => format!("NOT {eq}"),
+        Prefix::Gt => format!("{hi} > {sh}"),
+        Prefix::Lt => format!("{lo} < {sl}"),
+        Prefix::Ge => format!("({hi} > {sh} OR {eq})"),
+        Prefix::Le => format!("({lo} < {sl} OR {eq})"),
+        Prefix::Sa => format!("{lo} > {sh}"),
+        Prefix::Eb => format!("{hi} < {sl}"),
+        Prefix::Overlaps => format!("({lo} <= {sh} AND {hi} >= {sl})"),
+    }
+}
+
+fn date_value(b: &mut Builder, lo: &str, hi: &str, v: &RangeValue<Micros>) -> String {
+    range_cond(
+        b,
+        lo,
+        hi,
+        v.prefix,
+        SqlValue::Int(v.low),
+        SqlValue::Int(v.high),
+    )
+}
+
+fn real_value(b: &mut Builder, lo: &str, hi: &str, v: &RangeValue<f64>) -> String {
+    range_cond(
+        b,
+        lo,
+        hi,
+        v.prefix,
+        SqlValue::Real(v.low),
+        SqlValue::Real(v.high),
+    )
+}
+
+fn token_cond(b: &mut Builder, t: &str, sys_col: &str, code_col: &str, v: &TokenValue) -> String {
+    let mut parts = Vec::new();
+    match v.system.as_deref() {
+        None => {}
+        Some("") => parts.push(format!("{t}.{sys_col} IS NULL")),
+        Some(s) => {
+            let p = b.text(s);
+            parts.push(format!("{t}.{sys_col} = {p}"));
+        }
+    }
+    if let Some(code) = &v.code {
+        let p = b.text(code);
+        parts.push(format!("{t}.{code_col} = {p}"));
+    } else {
+        parts.push(format!("{t}.{code_col} IS NOT NULL"));
+    }
+    format!("({})", and(parts))
+}
+
+fn quantity_cond(
+    b: &mut Builder,
+    t: &str,
+    cols: (&str, &str, Option<&str>, &str, &str),
+    v: &QuantityValue,
+) -> String {
+    let (sys, code, unit, lo, hi) = cols;
+    let mut parts = vec![range_cond(
+        b,
+        &format!("{t}.{lo}"),
+        &format!("{t}.{hi}"),
+        v.prefix,
+        SqlValue::Real(v.low),
+        SqlValue::Real(v.high),
+    )];
+    match (&v.system, &v.code) {
+        (Some(s), Some(c)) => {
+            let ps = b.text(s);
+            let pc = b.text(c);
+            parts.push(format!("{t}.{sys} = {ps} AND {t}.{code} = {pc}"));
+        }
+        (Some(s), None) => {
+            let ps = b.text(s);
+            parts.push(format!("{t}.{sys} = {ps}"));
+        }
+        (None, Some(c)) => {
+            let pc = b.text(c);
+            match unit {
+                Some(u) => {
+                    let pu = b.text(c);
+                    parts.push(format!("({t}.{code} = {pc} OR {t}.{u} = {pu})"));
+                }
+                None => parts.push(format!("{t}.{code} = {pc}")),
+            }
+        }
+        (None, None) => {}
+    }
+    format!("({})", and(parts))
+}
+
+fn reference_cond(b: &mut Builder, t: &str, v: &ReferenceValue) -> String {
+    if let Some(url) = &v.url {
+        let p = b.text(url);
+        return format!("{t}.url = {p}");
+    }
+    let mut parts = Vec::new();
+    if let Some(id) = &v.id {
+        let p = b.text(id);
+        parts.push(format!("{t}.target_id = {p}"));
+    }
+    if let Some(ty) = &v.target_type {
+        let p = b.text(ty);
+        parts.push(format!("{t}.target_type = {p}"));
+    }
+    format!("({})", and(parts))
+}
+
+/// A boolean SQL expression: the resource row `alias` matches every filter.
+pub fn filters(b: &mut Builder, alias: &str, fs: &[Filter]) -> String {
+    let parts: Vec<String> = fs.iter().map(|f| filter(b, alias, f)).collect();
+    format!("({})", and(parts))
+}
+
+fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
+    match f {
+        Filter::Id(ids) => {
+            let ps: Vec<String> = ids.iter().map(|id| b.text(id)).collect();
+            if ps.is_empty() {
+                "1 = 0".to_owned()
+            } else {
+                format!("{alias}.id IN ({})", ps.join(", "))
+            }
+        }
+        Filter::LastUpdated(values) => {
+            let col = format!("{alias}.last_updated");
+            or(values
+                .iter()
+                .map(|v| date_value(b, &col, &col, v))
+                .collect())
+        }
+        Filter::Missing {
+            param,
+            kind,
+            missing,
+        } => {
+            let e = exists(b, alias, *kind, param, |_, _| "1 = 1".to_owned());
+            if *missing { format!("NOT {e}") } else { e }
+        }
+        Filter::String {
+            param,
+            mode,
+            any_of,
+        } => exists(b, alias, IndexKind::String, param, |b, t| {
+            or(any_of
+                .iter()
+                .map(|v| match mode {
+                    StringMatch::Exact => {
+                        let p = b.text(v);
+                        format!("{t}.exact = {p}")
+                    }
+                    StringMatch::Prefix => {
+                        let p = b.text(&format!("{}%", like_escape(v)));
+                        format!("{t}.normalized LIKE {p} ESCAPE '\\'")
+                    }
+                    StringMatch::Contains => {
+                        let p = b.text(&format!("%{}%", like_escape(v)));
+                        format!("{t}.normalized LIKE {p} ESCAPE '\\'")
+                    }
+                })
+                .collect())
+        }),
+        Filter::Token { param, not, any_of } => {
+            let e = exists(b, alias, IndexKind::Token, param, |b, t| {
+                or(any_of
+                    .iter()
+                    .map(|v| token_cond(b, t, "system", "code", v))
+                    .collect())
+            });
+            if *not { format!("NOT {e}") } else { e }
+        }
+        Filter::TokenText { param, any_of } => exists(b, alias, IndexKind::Token, param, |b, t| {
+            or(any_of
+                .iter()
+                .map(|v| {
+                    let p = b.text(&format!("{}%", like_escape(v)));
+                    format!("{t}.text LIKE {p} ESCAPE '\\'")
+                })
+                .collect())
+        }),
+        Filter::Reference { param, any_of } => {
+            exists(b, alias, IndexKind::Reference, param, |b, t| {
+                or(any_of.iter().map(|v| reference_cond(b, t, v)).collect())
+            })
+        }
+        Filter::Date { param, any_of } => exists(b, alias, IndexKind::Date, param, |b, t| {
+            or(any_of
+                .iter()
+                .map(|v| date_value(b, &format!("{t}.low"), &format!("{t}.high"), v))
+                .collect())
+        }),
+        Filter::Number { param, any_of } => exists(b, alias, IndexKind::Number, param, |b, t| {
+            or(any_of
+                .iter()
+                .map(|v| real_value(b, &format!("{t}.low"), &format!("{t}.high"), v))
+                .collect())
+        }),
+        Filter::Quantity { param, any_of } => {
+            exists(b, alias, IndexKind::Quantity, param, |b, t| {
+                or(any_of
+                    .iter()
+                    .map(|v| {
+                        quantity_cond(b, t, ("system", "code", Some("unit"), "low", "high"), v)
+                    })
+                    .collect())
+            })
+        }
+        Filter::Uri {
+            param,
+            mode,
+            any_of,
+        } => exists(b, alias, IndexKind::Uri, param, |b, t| {
+            or(any_of
+                .iter()
+                .map(|v| {
+                    let p = b.text(v);
+                    match mode {
+                        UriMatch::Exact => format!("{t}.value = {p}"),
+                        UriMatch::Below => format!("substr({t}.value, 1, length({p})) = {p}"),
+                        UriMatch::Above => format!("substr({p}, 1, length({t}.value)) = {t}.value"),
+                    }
+                })
+                .collect())
+        }),
+        Filter::Composite { param, any_of } => {
+            exists(b, alias, IndexKind::Composite, param, |b, t| {
+                or(any_of.iter().map(|v| composite_cond(b, t, v)).collect())
+            })
+        }
+        Filter::Chain {
+            param,
+            target_type,
+            filters: inner,
+        } => {
+            let r = b.fresh("r");
+            let c2 = b.fresh("c");
+            let p = b.text(param);
+            let ty = b.text(target_type);
+            let live = b.not_deleted(&c2);
+            let cond = filters(b, &c2, inner);
+            format!(
+                "EXISTS (SELECT 1 FROM idx_reference {r} JOIN resource_current {c2} ON {c2}.rtype = {r}.target_type AND {c2}.id = {r}.target_id \
+                 WHERE {r}.rtype = {alias}.rtype AND {r}.id = {alias}.id AND {r}.param = {p} AND {r}.target_type = {ty} AND {live} AND {cond})"
+            )
+        }
+        Filter::Has {
+            source_type,
+            param,
+            filters: inner,
+        } => {
+            let r = b.fresh("r");
+            let c2 = b.fresh("c");
+            let st = b.text(source_type);
+            let p = b.text(param);
+            let live = b.not_deleted(&c2);
+            let cond = filters(b, &c2, inner);
+            format!(
+                "EXISTS (SELECT 1 FROM idx_reference {r} JOIN resource_current {c2} ON {c2}.rtype = {r}.rtype AND {c2}.id = {r}.id \
+                 WHERE {r}.target_type = {alias}.rtype AND {r}.target_id = {alias}.id AND {r}.rtype = {st} AND {r}.param = {p} AND {live} AND {cond})"
+            )
+        }
+        Filter::AnyOf(groups) => {
+            let parts: Vec<String> = groups.iter().map(|g| filters(b, alias, g)).collect();
+            format!("({})", or(parts))
+        }
+    }
+}
+
+fn composite_cond(b: &mut Builder, t: &str, v: &CompositeFilter) -> String {
+    let first = token_cond(b, t, "system", "code", &v.token);
+    let second = match &v.second {
+        CompositeSecond::Token(tv) => token_cond(b, t, "s_system", "s_code", tv),
+        CompositeSecond::Quantity(q) => {
+            quantity_cond(b, t, ("s_system", "s_code", None, "s_low_n", "s_high_n"), q)
+        }
+        CompositeSecond::Date(d) => {
+            date_value(b, &format!("{t}.s_low_d"), &format!("{t}.s_high_d"), d)
+        }
+        CompositeSecond::String(s) => {
+            let p = b.text(&format!("{}%", like_escape(s)));
+            format!("{t}.s_str LIKE {p} ESCAPE '\\'")
+        }
+    };
+    format!("({first} AND {second})")
+}
+
+/// A sort value read back with each row, for the paging cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortValue {
+    Text(String),
+    Int(i64),
+    Real(f64),
+}
+
+/// Sort expressions (one per key) over `alias`, each never NULL: a missing
+/// value sorts last in either direction (a sentinel past every real value).
+pub fn sort_exprs(b: &mut Builder, alias: &str, keys: &[SortKey]) -> Vec<(String, bool)> {
+    keys.iter()
+        .map(|k| match k {
+            SortKey::Id { descending } => (format!("{alias}.id{}", b.collate()), *descending),
+            SortKey::LastUpdated { descending } => (format!("{alias}.last_updated"), *descending),
+            SortKey::Param { param, kind, descending } => {
+                let (col, sentinel_hi, sentinel_lo) = match kind {
+                    IndexKind::String => ("normalized", "'\u{10FFFF}'", "''"),
+                    IndexKind::Token => ("code", "'\u{10FFFF}'", "''"),
+                    IndexKind::Reference => ("target_id", "'\u{10FFFF}'", "''"),
+                    IndexKind::Uri => ("value", "'\u{10FFFF}'", "''"),
+                    IndexKind::Date => ("low", "9223372036854775807", "-9223372036854775808"),
+                    IndexKind::Number | IndexKind::Quantity => ("value", "1e308", "-1e308"),
+                    IndexKind::Composite => ("code", "'\u{10FFFF}'", "''"),
+                };
+                let t = b.fresh("s");
+                let p = b.text(param);
+                let agg = if *descending { "MAX" } else { "MIN" };
+                let sentinel = if *descending { sentinel_lo } else { sentinel_hi };
+                let collate = if matches!(kind, IndexKind::Date | IndexKind::Number | IndexKind::Quantity) { "" } else { b.collate() };
+                (
+                    format!(
+                        "COALESCE((SELECT {agg}({t}.{col}) FROM {} {t} WHERE {t}.rtype = {alias}.rtype AND {t}.id = {alias}.id AND {t}.param = {p}), {sentinel}){collate}",
+                        table(*kind)
+                    ),
+                    *descending,
+                )
+            }
+        })
+        .collect()
+}
+
+/// `ORDER BY` text for the sort expressions, with the id as the final tie-break.
+pub fn order_by(b: &Builder, alias: &str, exprs: &[(String, bool)]) -> String {
+    let mut parts: Vec<String> = exprs
+        .iter()
+        .map(|(e, desc)| format!("{e} {}", if *desc { "DESC" } else { "ASC" }))
+        .collect();
+    parts.push(format!("{alias}.id{} ASC", b.collate()));
+    parts.join(", ")
+}
+
+/// Keyset condition: rows strictly after the cursor `(values…, id)` in the
+/// order given by `exprs`.
+pub fn after_cursor(
+    b: &mut Builder,
+    alias: &str,
+    exprs: &[(String, bool)],
+    values: &[SortValue],
+    last_id: &str,
+) -> String {
+    // (e1 > v1) OR (e1 = v1 AND ((e2 > v2) OR (e2 = v2 AND … id > last)))
+    let id_expr = format!("{alias}.id{}", b.collate());
+    let id_arg = b.text(last_id);
+    let mut cond = format!("{id_expr} > {id_arg}");
+    for ((expr, desc), v) in exprs.iter().zip(values).rev() {
+        let val = match v {
+            SortValue::Text(s) => SqlValue::Text(s.clone()),
+            SortValue::Int(i) => SqlValue::Int(*i),
+            SortValue::Real(r) => SqlValue::Real(*r),
+        };
+        let p1 = b.arg(val.clone());
+        let p2 = b.arg(val);
+        let op = if *desc { "<" } else { ">" };
+        cond = format!("({expr} {op} {p1} OR ({expr} = {p2} AND {cond}))");
+    }
+    cond
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_and_shapes() {
+        let mut b = Builder::new(Dialect::Postgres);
+        let sql = filters(
+            &mut b,
+            "c",
+            &[
+                Filter::Token {
+                    param: "code".into(),
+                    not: false,
+                    any_of: vec![TokenValue {
+                        system: Some("http://loinc.org".into()),
+                        code: Some("8867-4".into()),
+                    }],
+                },
+                Filter::Date {
+                    param: "date".into(),
+                    any_of: vec![RangeValue {
+                        prefix: Prefix::Ge,
+                        low: 10,
+                        high: 20,
+                    }],
+                },
+            ],
+        );
+        assert!(
+            sql.contains("idx_token t1") && sql.contains("$1") && sql.contains("idx_date t2"),
+            "{sql}"
+        );
+        assert_eq!(b.args.len(), 6);
+        assert_eq!(like_escape("50%_a\\"), "50\\%\\_a\\\\");
+    }
+
+    #[test]
+    fn empty_or_matches_nothing() {
+        let mut b = Builder::new(Dialect::Sqlite);
+        let sql = filters(&mut b, "c", &[Filter::Id(vec![])]);
+        assert_eq!(sql, "(1 = 0)");
+    }
+}
