@@ -173,6 +173,13 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
             base_url: base_url.clone(),
         },
     );
+    let reindexed = service
+        .reindex_if_needed()
+        .await
+        .map_err(|e| format!("rebuilding the search index: {e}"))?;
+    if reindexed > 0 {
+        tracing::info!(resources = reindexed, "search index rebuilt");
+    }
     if demo {
         load_demo(&service).await?;
     }

@@ -23,11 +23,14 @@ use std::sync::Arc;
 
 use fhir::Issue;
 use serde_json::{Map, Value};
-use store::{Criterion, HistoryQuery, Micros, NewVersion, SearchQuery, Store, Tx};
+use store::{Cursor, Filter, HistoryQuery, Micros, NewVersion, SearchQuery, Store, Tx};
 
 pub use bundle::outcome_json;
 pub use bundle_writer::{BundleWriter, EntryResponse};
 pub use error::{CoreError, Result};
+
+/// The store setting that records which indexing rules built the index.
+const INDEX_VERSION_KEY: &str = "index_version";
 
 /// The source of "now". Injected so tests and replays are deterministic.
 pub trait Clock: Send + Sync {
@@ -176,6 +179,39 @@ impl<S: Store> Service<S> {
 
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ready().await?)
+    }
+
+    /// Rebuilds every current resource's index rows and compartment when
+    /// the stored index was built by another version of the indexing rules
+    /// (or never): after an upgrade that changes them, at start-up, before
+    /// serving. Returns how many resources were reindexed.
+    pub async fn reindex_if_needed(&self) -> Result<u64> {
+        if self.store.setting(INDEX_VERSION_KEY).await?.as_deref() == Some(resource::INDEX_VERSION)
+        {
+            return Ok(0);
+        }
+        let mut done = 0u64;
+        let mut after: Option<store::Key> = None;
+        loop {
+            let batch = self.store.scan(after.as_ref(), 500).await?;
+            let Some(last) = batch.last() else { break };
+            after = Some((last.rtype.clone(), last.id.clone()));
+            let mut tx = self.store.begin().await?;
+            for r in &batch {
+                let Some(body) = &r.body else { continue };
+                let map = resource::parse_json(body.as_bytes())?;
+                let (patient_id, rows) = resource::index(&r.rtype, &r.id, &map);
+                tx.reindex(&r.rtype, &r.id, patient_id.as_deref(), &rows)
+                    .await?;
+                done += 1;
+            }
+            tx.commit().await?;
+        }
+        let mut tx = self.store.begin().await?;
+        tx.set_setting(INDEX_VERSION_KEY, resource::INDEX_VERSION)
+            .await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Parses and validates a body meant for `rtype` (which it must declare).
@@ -516,11 +552,18 @@ impl<S: Store> Service<S> {
             self.store
                 .search(&SearchQuery {
                     rtype: rtype.to_owned(),
-                    criteria: search.criteria.clone(),
-                    after_id: search.cursor.clone(),
+                    filters: search.criteria.clone(),
+                    sort: vec![],
+                    after: search.cursor.clone().map(|last_id| Cursor {
+                        values: vec![],
+                        last_id,
+                    }),
                     limit: limit + 1,
                 })
                 .await?
+                .into_iter()
+                .map(|row| row.resource)
+                .collect::<Vec<_>>()
         };
         let has_next = rows.len() > limit;
         let path = format!("{}/{rtype}", self.config.base_url);
@@ -590,7 +633,7 @@ impl<S: Store> Service<S> {
 
     // ----- shared pieces -----
 
-    fn conditional_criteria(&self, query: &str) -> Result<Vec<Criterion>> {
+    fn conditional_criteria(&self, query: &str) -> Result<Vec<Filter>> {
         let pairs = query::parse_query_string(query)?;
         let search = query::parse_search(&pairs, false)?;
         if search.criteria.is_empty() {
@@ -601,12 +644,7 @@ impl<S: Store> Service<S> {
         Ok(search.criteria)
     }
 
-    async fn find_in(
-        &self,
-        tx: &mut S::Tx,
-        rtype: &str,
-        criteria: &[Criterion],
-    ) -> Result<Matches> {
+    async fn find_in(&self, tx: &mut S::Tx, rtype: &str, criteria: &[Filter]) -> Result<Matches> {
         let mut ids = tx.find(rtype, criteria, 2).await?;
         Ok(match ids.len() {
             0 => Matches::None,

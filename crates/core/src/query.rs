@@ -5,7 +5,8 @@
 //! Strict by default: any other parameter is an error naming it; with
 //! lenient handling it is ignored and reported back.
 
-use store::{Criterion, TokenValue};
+use store::Filter;
+use store::search::TokenValue;
 
 use crate::error::{CoreError, Result};
 
@@ -13,9 +14,9 @@ pub const DEFAULT_COUNT: usize = 50;
 pub const MAX_COUNT: usize = 1000;
 
 /// A parsed search.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Search {
-    pub criteria: Vec<Criterion>,
+    pub criteria: Vec<Filter>,
     pub count: usize,
     pub cursor: Option<String>,
     /// Parameters ignored under lenient handling.
@@ -110,12 +111,13 @@ pub fn parse_search(pairs: &[(String, String)], lenient: bool) -> Result<Search>
                         "_id: not a valid resource id".to_owned(),
                     ));
                 }
-                search.criteria.push(Criterion::Id(ids));
+                search.criteria.push(Filter::Id(ids));
             }
             "identifier" => {
                 let any_of = split_or(value).iter().map(|v| token(v)).collect();
-                search.criteria.push(Criterion::Token {
+                search.criteria.push(Filter::Token {
                     param: "identifier".to_owned(),
+                    not: false,
                     any_of,
                 });
             }
@@ -165,8 +167,9 @@ mod tests {
         assert_eq!(
             s.criteria,
             vec![
-                Criterion::Token {
+                Filter::Token {
                     param: "identifier".into(),
+                    not: false,
                     any_of: vec![
                         TokenValue {
                             system: Some("s".into()),
@@ -182,7 +185,7 @@ mod tests {
                         },
                     ]
                 },
-                Criterion::Id(vec!["a".into(), "b".into()]),
+                Filter::Id(vec!["a".into(), "b".into()]),
             ]
         );
         assert_eq!(split_or(r"a\,b,c"), vec!["a,b", "c"]);

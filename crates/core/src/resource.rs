@@ -92,14 +92,22 @@ pub fn stamp(
     out.insert("meta".to_owned(), Value::Object(new_meta));
     out.extend(map);
 
-    let patient_id = compartment_patient(rtype, id, &out);
-    let index = index_rows(&out);
+    let (patient_id, index) = index(rtype, id, &out);
     let body = serde_json::to_string(&Value::Object(out)).map_err(|_| CoreError::Internal)?;
     Ok(Stamped {
         body,
         patient_id,
         index,
     })
+}
+
+/// Names the rules [`index`] applies; stored with the index so that a
+/// change of rules triggers a rebuild at start-up.
+pub const INDEX_VERSION: &str = "1-identifier";
+
+/// The Patient compartment and the index rows of a resource.
+pub fn index(rtype: &str, id: &str, map: &Map<String, Value>) -> (Option<String>, Vec<IndexRow>) {
+    (compartment_patient(rtype, id, map), index_rows(map))
 }
 
 /// Elements that point at the patient a resource is about, in the order they
@@ -137,7 +145,8 @@ fn index_rows(map: &Map<String, Value>) -> Vec<IndexRow> {
                     .get("system")
                     .and_then(Value::as_str)
                     .map(str::to_owned),
-                code: code.to_owned(),
+                code: Some(code.to_owned()),
+                text: None,
             });
         }
     }
@@ -212,12 +221,14 @@ mod tests {
                 IndexRow::Token {
                     param: "identifier".into(),
                     system: Some("s".into()),
-                    code: "1".into()
+                    code: Some("1".into()),
+                    text: None,
                 },
                 IndexRow::Token {
                     param: "identifier".into(),
                     system: None,
-                    code: "2".into()
+                    code: Some("2".into()),
+                    text: None,
                 },
             ]
         );

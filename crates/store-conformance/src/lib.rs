@@ -15,8 +15,12 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
+use store::search::{
+    CompositeFilter, CompositeSecond, CompositeValue, IndexKind, Prefix, QuantityValue, RangeValue,
+    ReferenceValue, StringMatch, TokenValue, UriMatch,
+};
 use store::{
-    Criterion, HistoryQuery, IndexRow, NewVersion, SearchQuery, Store, StoreError, TokenValue, Tx,
+    Cursor, Filter, HistoryQuery, IndexRow, NewVersion, SearchQuery, SortKey, Store, StoreError, Tx,
 };
 
 /// A temporary directory removed on drop (no extra dependency for tests).
@@ -60,7 +64,8 @@ fn token(param: &str, system: Option<&str>, code: &str) -> IndexRow {
     IndexRow::Token {
         param: param.into(),
         system: system.map(str::to_owned),
-        code: code.into(),
+        code: Some(code.into()),
+        text: None,
     }
 }
 
@@ -85,6 +90,9 @@ where
     token_search(make().await).await;
     tx_sees_own_writes(make().await).await;
     concurrent_increments(make().await).await;
+    search_filters(make().await).await;
+    sorting_and_cursors(make().await).await;
+    references_scan_reindex_settings(make().await).await;
     ready(make().await).await;
 }
 
@@ -167,8 +175,9 @@ async fn delete_and_history<S: Store>(s: S) {
     let found = s
         .search(&SearchQuery {
             rtype: "Patient".into(),
-            criteria: vec![Criterion::Id(vec!["a".into()])],
-            after_id: None,
+            filters: vec![Filter::Id(vec!["a".into()])],
+            sort: vec![],
+            after: None,
             limit: 10,
         })
         .await
@@ -177,14 +186,16 @@ async fn delete_and_history<S: Store>(s: S) {
     let by_token = s
         .search(&SearchQuery {
             rtype: "Patient".into(),
-            criteria: vec![Criterion::Token {
+            filters: vec![Filter::Token {
                 param: "identifier".into(),
+                not: false,
                 any_of: vec![TokenValue {
                     system: None,
                     code: Some("123".into()),
                 }],
             }],
-            after_id: None,
+            sort: vec![],
+            after: None,
             limit: 10,
         })
         .await
@@ -301,18 +312,20 @@ async fn token_search<S: Store>(s: S) {
     }
     let q = |values: Vec<TokenValue>| SearchQuery {
         rtype: "Patient".into(),
-        criteria: vec![Criterion::Token {
+        filters: vec![Filter::Token {
             param: "identifier".into(),
+            not: false,
             any_of: values,
         }],
-        after_id: None,
+        sort: vec![],
+        after: None,
         limit: 10,
     };
     let tv = |system: Option<&str>, code: Option<&str>| TokenValue {
         system: system.map(str::to_owned),
         code: code.map(str::to_owned),
     };
-    let ids = |rs: Vec<store::StoredResource>| rs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let ids = |rs: Vec<store::SearchRow>| rs.into_iter().map(|r| r.resource.id).collect::<Vec<_>>();
     assert_eq!(
         ids(s.search(&q(vec![tv(None, Some("111"))])).await.unwrap()),
         vec!["a", "b"]
@@ -350,14 +363,16 @@ async fn token_search<S: Store>(s: S) {
     );
     // AND of two criteria.
     let mut both = q(vec![tv(None, Some("111"))]);
-    both.criteria
-        .push(Criterion::Id(vec!["b".into(), "c".into()]));
+    both.filters.push(Filter::Id(vec!["b".into(), "c".into()]));
     assert_eq!(ids(s.search(&both).await.unwrap()), vec!["b"]);
     // Paging by id.
     let mut page = q(vec![tv(None, Some("111"))]);
     page.limit = 1;
     assert_eq!(ids(s.search(&page).await.unwrap()), vec!["a"]);
-    page.after_id = Some("a".into());
+    page.after = Some(Cursor {
+        values: vec![],
+        last_id: "a".into(),
+    });
     assert_eq!(ids(s.search(&page).await.unwrap()), vec!["b"]);
     // An update replaces the index rows.
     let mut a2 = version("Patient", "a", 2, 2, Some(r#"{"n":"a2"}"#));
@@ -369,8 +384,8 @@ async fn token_search<S: Store>(s: S) {
     );
     let found = s.search(&q(vec![tv(None, Some("333"))])).await.unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].body.as_deref(), Some(r#"{"n":"a2"}"#));
-    assert_eq!(found[0].version, 2);
+    assert_eq!(found[0].resource.body.as_deref(), Some(r#"{"n":"a2"}"#));
+    assert_eq!(found[0].resource.version, 2);
 }
 
 async fn tx_sees_own_writes<S: Store>(s: S) {
@@ -382,8 +397,9 @@ async fn tx_sees_own_writes<S: Store>(s: S) {
         tx.current("Patient", "a").await.unwrap().unwrap().version,
         1
     );
-    let crit = [Criterion::Token {
+    let crit = [Filter::Token {
         param: "identifier".into(),
+        not: false,
         any_of: vec![TokenValue {
             system: Some("nhs".into()),
             code: Some("111".into()),
@@ -428,4 +444,798 @@ async fn concurrent_increments<S: Store>(s: S) {
     }
     let cur = s.read("Basic", "counter").await.unwrap().unwrap();
     assert_eq!(cur.version, 1 + writers * per_writer);
+}
+
+fn resource(rtype: &str, id: &str, t: i64, index: Vec<IndexRow>) -> NewVersion {
+    let mut v = version(
+        rtype,
+        id,
+        1,
+        t,
+        Some(&format!(r#"{{"resourceType":"{rtype}","id":"{id}"}}"#)),
+    );
+    v.index = index;
+    v
+}
+
+fn string(param: &str, exact: &str) -> IndexRow {
+    IndexRow::String {
+        param: param.into(),
+        normalized: exact.to_lowercase(),
+        exact: exact.into(),
+    }
+}
+
+fn reference(param: &str, target_type: &str, target_id: &str) -> IndexRow {
+    IndexRow::Reference {
+        param: param.into(),
+        target_type: Some(target_type.into()),
+        target_id: Some(target_id.into()),
+        url: None,
+    }
+}
+
+fn date(param: &str, low: i64, high: i64) -> IndexRow {
+    IndexRow::Date {
+        param: param.into(),
+        low,
+        high,
+    }
+}
+
+fn coded(param: &str, system: &str, code: &str, text: &str) -> IndexRow {
+    IndexRow::Token {
+        param: param.into(),
+        system: Some(system.into()),
+        code: Some(code.into()),
+        text: Some(text.into()),
+    }
+}
+
+fn quantity(param: &str, code: &str, unit: &str, value: f64) -> IndexRow {
+    IndexRow::Quantity {
+        param: param.into(),
+        system: Some("http://unitsofmeasure.org".into()),
+        code: Some(code.into()),
+        unit: Some(unit.into()),
+        value,
+        low: value - 0.5,
+        high: value + 0.5,
+    }
+}
+
+const LOINC: &str = "http://loinc.org";
+const UCUM: &str = "http://unitsofmeasure.org";
+
+/// Patients p1 (Smith, John, male, born 1980) and p2 (Smythe, female);
+/// observations o1 (heart rate 70/min at t=100, of p1), o2 (systolic 120
+/// mm[Hg] at t=200, of p2), o3 (heart rate over [150, 300], of p1, no value),
+/// o4 (text-only code, no subject, no date).
+async fn load_search_fixture<S: Store>(s: &S) {
+    let rows = vec![
+        resource(
+            "Patient",
+            "p1",
+            10,
+            vec![
+                string("name", "Smith"),
+                string("name", "John"),
+                token("gender", None, "male"),
+                date("birthdate", 1_000, 1_999),
+            ],
+        ),
+        resource(
+            "Patient",
+            "p2",
+            20,
+            vec![
+                string("name", "Smythe"),
+                token("gender", None, "female"),
+                date("birthdate", 5_000, 5_999),
+            ],
+        ),
+        resource(
+            "Observation",
+            "o1",
+            30,
+            vec![
+                reference("subject", "Patient", "p1"),
+                coded("code", LOINC, "8867-4", "heart rate"),
+                date("date", 100, 100),
+                quantity("value-quantity", "/min", "beats/minute", 70.0),
+                IndexRow::Composite {
+                    param: "code-value-quantity".into(),
+                    system: Some(LOINC.into()),
+                    code: "8867-4".into(),
+                    second: CompositeValue::Quantity {
+                        system: Some(UCUM.into()),
+                        code: Some("/min".into()),
+                        low: 69.5,
+                        high: 70.5,
+                    },
+                },
+                IndexRow::Number {
+                    param: "n".into(),
+                    value: 5.0,
+                    low: 4.5,
+                    high: 5.5,
+                },
+                IndexRow::Uri {
+                    param: "instantiates".into(),
+                    value: "http://example.org/fhir/Q/1".into(),
+                },
+            ],
+        ),
+        resource(
+            "Observation",
+            "o2",
+            40,
+            vec![
+                reference("subject", "Patient", "p2"),
+                coded("code", LOINC, "8480-6", "systolic blood pressure"),
+                date("date", 200, 200),
+                quantity("value-quantity", "mm[Hg]", "mmHg", 120.0),
+            ],
+        ),
+        resource(
+            "Observation",
+            "o3",
+            50,
+            vec![
+                reference("subject", "Patient", "p1"),
+                coded("code", LOINC, "8867-4", "heart rate"),
+                date("date", 150, 300),
+            ],
+        ),
+        resource(
+            "Observation",
+            "o4",
+            60,
+            vec![IndexRow::Token {
+                param: "code".into(),
+                system: None,
+                code: None,
+                text: Some("free text".into()),
+            }],
+        ),
+    ];
+    let mut tx = s.begin().await.unwrap();
+    for r in rows {
+        tx.put(&r).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn matching<S: Store>(s: &S, rtype: &str, filters: Vec<Filter>) -> Vec<String> {
+    let rows = s
+        .search(&SearchQuery {
+            rtype: rtype.into(),
+            filters: filters.clone(),
+            sort: vec![],
+            after: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let ids: Vec<String> = rows.into_iter().map(|r| r.resource.id).collect();
+    assert_eq!(
+        s.count(rtype, &filters).await.unwrap(),
+        ids.len() as u64,
+        "count agrees with search"
+    );
+    ids
+}
+
+fn range<T>(prefix: Prefix, low: T, high: T) -> RangeValue<T> {
+    RangeValue { prefix, low, high }
+}
+
+fn tv(system: Option<&str>, code: Option<&str>) -> TokenValue {
+    TokenValue {
+        system: system.map(str::to_owned),
+        code: code.map(str::to_owned),
+    }
+}
+
+/// Every filter kind, with results worked out by hand from the fixture and
+/// the FHIR search rules (prefix semantics per R4 3.1.1.4.2).
+async fn search_filters<S: Store>(s: S) {
+    load_search_fixture(&s).await;
+    let str_f = |mode, v: &str| Filter::String {
+        param: "name".into(),
+        mode,
+        any_of: vec![v.to_lowercase_if(mode)],
+    };
+    assert_eq!(
+        matching(&s, "Patient", vec![str_f(StringMatch::Prefix, "smi")]).await,
+        ["p1"]
+    );
+    assert_eq!(
+        matching(&s, "Patient", vec![str_f(StringMatch::Prefix, "sm")]).await,
+        ["p1", "p2"]
+    );
+    assert_eq!(
+        matching(&s, "Patient", vec![str_f(StringMatch::Prefix, "jo")]).await,
+        ["p1"]
+    );
+    assert_eq!(
+        matching(&s, "Patient", vec![str_f(StringMatch::Contains, "yth")]).await,
+        ["p2"]
+    );
+    assert_eq!(
+        matching(&s, "Patient", vec![str_f(StringMatch::Exact, "Smith")]).await,
+        ["p1"]
+    );
+    assert!(
+        matching(&s, "Patient", vec![str_f(StringMatch::Exact, "smith")])
+            .await
+            .is_empty()
+    );
+    // LIKE wildcards in a value are literal.
+    assert!(
+        matching(&s, "Patient", vec![str_f(StringMatch::Prefix, "s%")])
+            .await
+            .is_empty()
+    );
+    assert!(
+        matching(&s, "Patient", vec![str_f(StringMatch::Contains, "_")])
+            .await
+            .is_empty()
+    );
+
+    let gender = |not, code: &str| Filter::Token {
+        param: "gender".into(),
+        not,
+        any_of: vec![tv(None, Some(code))],
+    };
+    assert_eq!(
+        matching(&s, "Patient", vec![gender(false, "male")]).await,
+        ["p1"]
+    );
+    assert_eq!(
+        matching(&s, "Patient", vec![gender(true, "male")]).await,
+        ["p2"]
+    );
+    let code = |v: TokenValue| Filter::Token {
+        param: "code".into(),
+        not: false,
+        any_of: vec![v],
+    };
+    assert_eq!(
+        matching(
+            &s,
+            "Observation",
+            vec![code(tv(Some(LOINC), Some("8867-4")))]
+        )
+        .await,
+        ["o1", "o3"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![code(tv(Some(LOINC), None))]).await,
+        ["o1", "o2", "o3"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![code(tv(None, Some("8480-6")))]).await,
+        ["o2"]
+    );
+    assert!(
+        matching(&s, "Observation", vec![code(tv(Some(""), Some("8480-6")))])
+            .await
+            .is_empty()
+    );
+    let text = |v: &str| Filter::TokenText {
+        param: "code".into(),
+        any_of: vec![v.into()],
+    };
+    assert_eq!(
+        matching(&s, "Observation", vec![text("heart")]).await,
+        ["o1", "o3"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![text("free")]).await,
+        ["o4"]
+    );
+
+    let subject = |t: Option<&str>, id: &str| Filter::Reference {
+        param: "subject".into(),
+        any_of: vec![ReferenceValue {
+            target_type: t.map(str::to_owned),
+            id: Some(id.into()),
+            url: None,
+        }],
+    };
+    assert_eq!(
+        matching(&s, "Observation", vec![subject(None, "p1")]).await,
+        ["o1", "o3"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![subject(Some("Patient"), "p2")]).await,
+        ["o2"]
+    );
+    assert!(
+        matching(&s, "Observation", vec![subject(Some("Group"), "p2")])
+            .await
+            .is_empty()
+    );
+
+    let d = |prefix, low, high| Filter::Date {
+        param: "date".into(),
+        any_of: vec![range(prefix, low, high)],
+    };
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Eq, 100, 100)]).await,
+        ["o1"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Eq, 0, 1_000)]).await,
+        ["o1", "o2", "o3"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Ne, 100, 100)]).await,
+        ["o2", "o3"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Gt, 150, 150)]).await,
+        ["o2", "o3"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Ge, 200, 200)]).await,
+        ["o2", "o3"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Lt, 150, 150)]).await,
+        ["o1"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Le, 150, 150)]).await,
+        ["o1"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Sa, 120, 120)]).await,
+        ["o2", "o3"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Eb, 160, 160)]).await,
+        ["o1"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![d(Prefix::Overlaps, 140, 160)]).await,
+        ["o3"]
+    );
+    // OR within one filter, AND across filters.
+    let either = Filter::Date {
+        param: "date".into(),
+        any_of: vec![range(Prefix::Eq, 100, 100), range(Prefix::Eq, 200, 200)],
+    };
+    assert_eq!(
+        matching(&s, "Observation", vec![either.clone()]).await,
+        ["o1", "o2"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![either, subject(None, "p1")]).await,
+        ["o1"]
+    );
+
+    let q = |prefix, low, high, system: Option<&str>, code: Option<&str>| Filter::Quantity {
+        param: "value-quantity".into(),
+        any_of: vec![QuantityValue {
+            prefix,
+            low,
+            high,
+            system: system.map(str::to_owned),
+            code: code.map(str::to_owned),
+        }],
+    };
+    assert_eq!(
+        matching(
+            &s,
+            "Observation",
+            vec![q(Prefix::Eq, 69.5, 70.5, None, None)]
+        )
+        .await,
+        ["o1"]
+    );
+    assert_eq!(
+        matching(
+            &s,
+            "Observation",
+            vec![q(Prefix::Gt, 100.0, 100.0, Some(UCUM), Some("mm[Hg]"))]
+        )
+        .await,
+        ["o2"]
+    );
+    assert!(
+        matching(
+            &s,
+            "Observation",
+            vec![q(Prefix::Gt, 100.0, 100.0, Some(UCUM), Some("/min"))]
+        )
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        matching(
+            &s,
+            "Observation",
+            vec![q(Prefix::Eq, 69.5, 70.5, None, Some("/min"))]
+        )
+        .await,
+        ["o1"]
+    );
+    assert_eq!(
+        matching(
+            &s,
+            "Observation",
+            vec![q(Prefix::Eq, 69.5, 70.5, None, Some("beats/minute"))]
+        )
+        .await,
+        ["o1"]
+    );
+
+    let n = |prefix, low, high| Filter::Number {
+        param: "n".into(),
+        any_of: vec![range(prefix, low, high)],
+    };
+    assert_eq!(
+        matching(&s, "Observation", vec![n(Prefix::Eq, 4.5, 5.5)]).await,
+        ["o1"]
+    );
+    assert!(
+        matching(&s, "Observation", vec![n(Prefix::Eq, 4.95, 5.05)])
+            .await
+            .is_empty(),
+        "5.0 is less precise than 5.0x"
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![n(Prefix::Lt, 6.5, 7.5)]).await,
+        ["o1"]
+    );
+
+    let uri = |mode, v: &str| Filter::Uri {
+        param: "instantiates".into(),
+        mode,
+        any_of: vec![v.into()],
+    };
+    assert_eq!(
+        matching(
+            &s,
+            "Observation",
+            vec![uri(UriMatch::Exact, "http://example.org/fhir/Q/1")]
+        )
+        .await,
+        ["o1"]
+    );
+    assert_eq!(
+        matching(
+            &s,
+            "Observation",
+            vec![uri(UriMatch::Below, "http://example.org/fhir")]
+        )
+        .await,
+        ["o1"]
+    );
+    assert_eq!(
+        matching(
+            &s,
+            "Observation",
+            vec![uri(
+                UriMatch::Above,
+                "http://example.org/fhir/Q/1/_history/2"
+            )]
+        )
+        .await,
+        ["o1"]
+    );
+    assert!(
+        matching(
+            &s,
+            "Observation",
+            vec![uri(UriMatch::Below, "http://example.org/fhir/Q/2")]
+        )
+        .await
+        .is_empty()
+    );
+
+    let composite = |prefix, low, high| Filter::Composite {
+        param: "code-value-quantity".into(),
+        any_of: vec![CompositeFilter {
+            token: tv(Some(LOINC), Some("8867-4")),
+            second: CompositeSecond::Quantity(QuantityValue {
+                prefix,
+                low,
+                high,
+                system: None,
+                code: None,
+            }),
+        }],
+    };
+    assert_eq!(
+        matching(&s, "Observation", vec![composite(Prefix::Eq, 69.5, 70.5)]).await,
+        ["o1"]
+    );
+    assert!(
+        matching(&s, "Observation", vec![composite(Prefix::Gt, 100.0, 100.0)])
+            .await
+            .is_empty()
+    );
+
+    let missing = |m| Filter::Missing {
+        param: "value-quantity".into(),
+        kind: IndexKind::Quantity,
+        missing: m,
+    };
+    assert_eq!(
+        matching(&s, "Observation", vec![missing(true)]).await,
+        ["o3", "o4"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![missing(false)]).await,
+        ["o1", "o2"]
+    );
+
+    // subject:Patient.name=smy
+    let chain = Filter::Chain {
+        param: "subject".into(),
+        target_type: "Patient".into(),
+        filters: vec![Filter::String {
+            param: "name".into(),
+            mode: StringMatch::Prefix,
+            any_of: vec!["smy".into()],
+        }],
+    };
+    assert_eq!(matching(&s, "Observation", vec![chain]).await, ["o2"]);
+    // Patient?_has:Observation:subject:code=8480-6
+    let has = Filter::Has {
+        source_type: "Observation".into(),
+        param: "subject".into(),
+        filters: vec![code(tv(None, Some("8480-6")))],
+    };
+    assert_eq!(matching(&s, "Patient", vec![has]).await, ["p2"]);
+    // Nested: patients with an observation whose subject's name starts "joh" (p1 itself).
+    let nested = Filter::Has {
+        source_type: "Observation".into(),
+        param: "subject".into(),
+        filters: vec![Filter::Chain {
+            param: "subject".into(),
+            target_type: "Patient".into(),
+            filters: vec![Filter::String {
+                param: "name".into(),
+                mode: StringMatch::Prefix,
+                any_of: vec!["joh".into()],
+            }],
+        }],
+    };
+    assert_eq!(matching(&s, "Patient", vec![nested]).await, ["p1"]);
+
+    let any = Filter::AnyOf(vec![
+        vec![Filter::Id(vec!["o1".into()])],
+        vec![Filter::Id(vec!["o4".into()])],
+    ]);
+    assert_eq!(matching(&s, "Observation", vec![any]).await, ["o1", "o4"]);
+    let lu = |prefix, low, high| Filter::LastUpdated(vec![range(prefix, low, high)]);
+    assert_eq!(
+        matching(&s, "Observation", vec![lu(Prefix::Ge, 40, 40)]).await,
+        ["o2", "o3", "o4"]
+    );
+    assert_eq!(
+        matching(&s, "Observation", vec![lu(Prefix::Eq, 30, 39)]).await,
+        ["o1"]
+    );
+}
+
+trait LowerIf {
+    fn to_lowercase_if(&self, mode: StringMatch) -> String;
+}
+impl LowerIf for str {
+    /// Normalised values are lower case; exact values are as written.
+    fn to_lowercase_if(&self, mode: StringMatch) -> String {
+        if mode == StringMatch::Exact {
+            self.to_owned()
+        } else {
+            self.to_lowercase()
+        }
+    }
+}
+
+async fn sorting_and_cursors<S: Store>(s: S) {
+    load_search_fixture(&s).await;
+    let page = |sort: Vec<SortKey>, after: Option<Cursor>, limit| SearchQuery {
+        rtype: "Observation".into(),
+        filters: vec![],
+        sort,
+        after,
+        limit,
+    };
+    let by_date = vec![SortKey::Param {
+        param: "date".into(),
+        kind: IndexKind::Date,
+        descending: false,
+    }];
+    let ids = |rows: &[store::SearchRow]| {
+        rows.iter()
+            .map(|r| r.resource.id.clone())
+            .collect::<Vec<_>>()
+    };
+    // Ascending by the earliest date; no date sorts last.
+    assert_eq!(
+        ids(&s.search(&page(by_date.clone(), None, 10)).await.unwrap()),
+        ["o1", "o3", "o2", "o4"]
+    );
+    // Descending by the latest date; still last when missing.
+    let desc = vec![SortKey::Param {
+        param: "date".into(),
+        kind: IndexKind::Date,
+        descending: true,
+    }];
+    assert_eq!(
+        ids(&s.search(&page(desc.clone(), None, 10)).await.unwrap()),
+        ["o3", "o2", "o1", "o4"]
+    );
+    // Page one row at a time with the cursor: the same order, no repeats.
+    for sort in [by_date, desc] {
+        let all = ids(&s.search(&page(sort.clone(), None, 10)).await.unwrap());
+        let mut seen = vec![];
+        let mut after = None;
+        loop {
+            let rows = s
+                .search(&page(sort.clone(), after.clone(), 1))
+                .await
+                .unwrap();
+            let Some(last) = rows.last() else { break };
+            after = Some(Cursor {
+                values: last.sort_values.clone(),
+                last_id: last.resource.id.clone(),
+            });
+            seen.push(last.resource.id.clone());
+            assert!(seen.len() <= 4, "cursor loops: {seen:?}");
+        }
+        assert_eq!(seen, all);
+    }
+    // A change behind the cursor does not shift the next page (no offsets).
+    let sort = vec![SortKey::Id { descending: false }];
+    let first = s.search(&page(sort.clone(), None, 2)).await.unwrap();
+    assert_eq!(ids(&first), ["o1", "o2"]);
+    let cursor = Cursor {
+        values: first[1].sort_values.clone(),
+        last_id: "o2".into(),
+    };
+    put_one(&s, version("Observation", "o1", 2, 70, None)).await;
+    assert_eq!(
+        ids(&s
+            .search(&page(sort.clone(), Some(cursor), 2))
+            .await
+            .unwrap()),
+        ["o3", "o4"]
+    );
+    // Strings sort by the smallest value; lastUpdated and id descending.
+    let patients = SearchQuery {
+        rtype: "Patient".into(),
+        filters: vec![],
+        sort: vec![SortKey::Param {
+            param: "name".into(),
+            kind: IndexKind::String,
+            descending: false,
+        }],
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(
+        ids(&s.search(&patients).await.unwrap()),
+        ["p1", "p2"],
+        "john < smythe"
+    );
+    let recent = page(vec![SortKey::LastUpdated { descending: true }], None, 10);
+    assert_eq!(ids(&s.search(&recent).await.unwrap()), ["o4", "o3", "o2"]);
+}
+
+async fn references_scan_reindex_settings<S: Store>(s: S) {
+    load_search_fixture(&s).await;
+    let key = |t: &str, i: &str| (t.to_owned(), i.to_owned());
+    let mut targets = s
+        .references_from(
+            &[key("Observation", "o1"), key("Observation", "o3")],
+            Some("subject"),
+            None,
+        )
+        .await
+        .unwrap();
+    targets.sort();
+    assert_eq!(targets, vec![key("Patient", "p1")]);
+    assert!(
+        s.references_from(&[key("Observation", "o1")], Some("subject"), Some("Group"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut refs = s
+        .referrers(
+            "Observation",
+            Some("subject"),
+            &[key("Patient", "p1"), key("Patient", "p2")],
+        )
+        .await
+        .unwrap();
+    refs.sort();
+    assert_eq!(
+        refs,
+        vec![
+            key("Observation", "o1"),
+            key("Observation", "o2"),
+            key("Observation", "o3")
+        ]
+    );
+    let mut many = s
+        .read_many(&[
+            key("Patient", "p2"),
+            key("Patient", "nope"),
+            key("Observation", "o4"),
+        ])
+        .await
+        .unwrap();
+    many.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        many.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["o4", "p2"]
+    );
+
+    // scan walks every current resource in (type, id) order.
+    let mut walked = vec![];
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let batch = s.scan(after.as_ref(), 4).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        after = Some(key(&last.rtype, &last.id));
+        walked.extend(batch.into_iter().map(|r| format!("{}/{}", r.rtype, r.id)));
+    }
+    assert_eq!(
+        walked,
+        [
+            "Observation/o1",
+            "Observation/o2",
+            "Observation/o3",
+            "Observation/o4",
+            "Patient/p1",
+            "Patient/p2"
+        ]
+    );
+
+    // reindex replaces rows without a new version.
+    let mut tx = s.begin().await.unwrap();
+    tx.reindex(
+        "Observation",
+        "o4",
+        Some("p2"),
+        &[token("code", Some("local"), "x1")],
+    )
+    .await
+    .unwrap();
+    tx.set_setting("index_version", "7").await.unwrap();
+    tx.commit().await.unwrap();
+    let filters = vec![Filter::Token {
+        param: "code".into(),
+        not: false,
+        any_of: vec![tv(Some("local"), Some("x1"))],
+    }];
+    assert_eq!(matching(&s, "Observation", filters).await, ["o4"]);
+    assert!(
+        matching(
+            &s,
+            "Observation",
+            vec![Filter::TokenText {
+                param: "code".into(),
+                any_of: vec!["free".into()]
+            }]
+        )
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        s.read("Observation", "o4").await.unwrap().unwrap().version,
+        1
+    );
+    assert_eq!(
+        s.setting("index_version").await.unwrap().as_deref(),
+        Some("7")
+    );
+    assert_eq!(s.setting("other").await.unwrap(), None);
 }

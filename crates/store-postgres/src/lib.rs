@@ -13,9 +13,12 @@
 mod migrations;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
-    Criterion, HistoryQuery, IndexRow, NewVersion, Result, SearchQuery, StoreError, StoredResource,
+    Filter, HistoryQuery, IndexRow, Key, NewVersion, Result, SearchQuery, SearchRow, StoreError,
+    StoredResource,
 };
+use store_sql::{Builder, Dialect, SqlValue};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -67,7 +70,7 @@ fn db_error(e: tokio_postgres::Error) -> StoreError {
     if e.is_closed() {
         StoreError::Unavailable("database connection closed".to_owned())
     } else {
-        StoreError::Internal("postgres".to_owned())
+        StoreError::Internal(format!("postgres: {e}"))
     }
 }
 
@@ -194,7 +197,18 @@ fn row_to_resource(r: &Row) -> Result<StoredResource> {
     })
 }
 
-type Args = Vec<Box<dyn ToSql + Sync + Send>>;
+type Arg = Box<dyn ToSql + Sync + Send>;
+type Args = Vec<Arg>;
+/// The nullable columns of a composite row's second part.
+type CompositeColumns = (
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<f64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
 
 fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
     args.iter()
@@ -207,46 +221,18 @@ fn push_arg(args: &mut Args, v: impl ToSql + Sync + Send + 'static) -> String {
     format!("${}", args.len())
 }
 
-/// Appends SQL for `criteria` (ANDed) over `resource_current c` to `sql`.
-fn push_criteria(sql: &mut String, args: &mut Args, criteria: &[Criterion]) {
-    for criterion in criteria {
-        match criterion {
-            Criterion::Id(ids) => {
-                let p = push_arg(args, ids.clone());
-                sql.push_str(&format!(" AND c.id = ANY({p})"));
+fn to_args(b: &Builder) -> Args {
+    b.args
+        .iter()
+        .map(|v| -> Box<dyn ToSql + Sync + Send> {
+            match v {
+                SqlValue::Text(s) => Box::new(s.clone()),
+                SqlValue::Int(i) => Box::new(*i),
+                SqlValue::Real(r) => Box::new(*r),
+                SqlValue::Null => Box::new(Option::<String>::None),
             }
-            Criterion::Token { param, any_of } => {
-                let p = push_arg(args, param.clone());
-                sql.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rtype = c.rtype AND t.id = c.id AND t.param = {p} AND ("
-                ));
-                for (i, v) in any_of.iter().enumerate() {
-                    if i > 0 {
-                        sql.push_str(" OR ");
-                    }
-                    let mut parts = Vec::new();
-                    match v.system.as_deref() {
-                        None => {}
-                        Some("") => parts.push("t.system IS NULL".to_owned()),
-                        Some(s) => {
-                            parts.push(format!("t.system = {}", push_arg(args, s.to_owned())))
-                        }
-                    }
-                    if let Some(code) = &v.code {
-                        parts.push(format!("t.code = {}", push_arg(args, code.clone())));
-                    }
-                    if parts.is_empty() {
-                        parts.push("TRUE".to_owned());
-                    }
-                    sql.push_str(&format!("({})", parts.join(" AND ")));
-                }
-                if any_of.is_empty() {
-                    sql.push_str("FALSE");
-                }
-                sql.push_str("))");
-            }
-        }
-    }
+        })
+        .collect()
 }
 
 fn limit_of(n: usize) -> i64 {
@@ -257,6 +243,305 @@ async fn query_resources(client: &Object, sql: &str, args: &Args) -> Result<Vec<
     let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
     let rows = client.query(&stmt, &refs(args)).await.map_err(db_error)?;
     rows.iter().map(row_to_resource).collect()
+}
+
+async fn query_keys(client: &Object, sql: &str, b: &Builder) -> Result<Vec<Key>> {
+    let rows = client
+        .query(sql, &refs(&to_args(b)))
+        .await
+        .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<_, String>(0).map_err(db_error)?,
+                r.try_get::<_, String>(1).map_err(db_error)?,
+            ))
+        })
+        .collect()
+}
+
+/// `SELECT ... WHERE` over current resources of one type matching `filters`.
+fn filtered(b: &mut Builder, select: &str, rtype: &str, filters: &[Filter]) -> String {
+    let t = b.arg(SqlValue::Text(rtype.to_owned()));
+    let live = b.not_deleted("c");
+    let cond = store_sql::filters(b, "c", filters);
+    format!("{select} WHERE c.rtype = {t} AND {live} AND {cond}")
+}
+
+fn keys_sql(b: &mut Builder, keys: &[Key], type_col: &str, id_col: &str) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|(t, i)| {
+            let pt = b.arg(SqlValue::Text(t.clone()));
+            let pi = b.arg(SqlValue::Text(i.clone()));
+            format!("({type_col} = {pt} AND {id_col} = {pi})")
+        })
+        .collect();
+    if parts.is_empty() {
+        "FALSE".to_owned()
+    } else {
+        format!("({})", parts.join(" OR "))
+    }
+}
+
+/// Key lists are processed in chunks to keep statements a sensible size.
+const KEY_CHUNK: usize = 400;
+
+const INDEX_TABLES: [IndexKind; 8] = [
+    IndexKind::String,
+    IndexKind::Token,
+    IndexKind::Reference,
+    IndexKind::Date,
+    IndexKind::Number,
+    IndexKind::Quantity,
+    IndexKind::Uri,
+    IndexKind::Composite,
+];
+
+/// The columns and values of one index row, for a multi-row insert.
+fn index_insert(row: &IndexRow) -> (IndexKind, &'static str, Vec<Box<dyn ToSql + Sync + Send>>) {
+    fn b<T: ToSql + Sync + Send + 'static>(v: T) -> Box<dyn ToSql + Sync + Send> {
+        Box::new(v)
+    }
+    match row {
+        IndexRow::String {
+            param,
+            normalized,
+            exact,
+        } => (
+            IndexKind::String,
+            "param, normalized, exact",
+            vec![b(param.clone()), b(normalized.clone()), b(exact.clone())],
+        ),
+        IndexRow::Token {
+            param,
+            system,
+            code,
+            text,
+        } => (
+            IndexKind::Token,
+            "param, system, code, text",
+            vec![
+                b(param.clone()),
+                b(system.clone()),
+                b(code.clone()),
+                b(text.clone()),
+            ],
+        ),
+        IndexRow::Reference {
+            param,
+            target_type,
+            target_id,
+            url,
+        } => (
+            IndexKind::Reference,
+            "param, target_type, target_id, url",
+            vec![
+                b(param.clone()),
+                b(target_type.clone()),
+                b(target_id.clone()),
+                b(url.clone()),
+            ],
+        ),
+        IndexRow::Date { param, low, high } => (
+            IndexKind::Date,
+            "param, low, high",
+            vec![b(param.clone()), b(*low), b(*high)],
+        ),
+        IndexRow::Number {
+            param,
+            value,
+            low,
+            high,
+        } => (
+            IndexKind::Number,
+            "param, value, low, high",
+            vec![b(param.clone()), b(*value), b(*low), b(*high)],
+        ),
+        IndexRow::Quantity {
+            param,
+            system,
+            code,
+            unit,
+            value,
+            low,
+            high,
+        } => (
+            IndexKind::Quantity,
+            "param, system, code, unit, value, low, high",
+            vec![
+                b(param.clone()),
+                b(system.clone()),
+                b(code.clone()),
+                b(unit.clone()),
+                b(*value),
+                b(*low),
+                b(*high),
+            ],
+        ),
+        IndexRow::Uri { param, value } => (
+            IndexKind::Uri,
+            "param, value",
+            vec![b(param.clone()), b(value.clone())],
+        ),
+        IndexRow::Composite {
+            param,
+            system,
+            code,
+            second,
+        } => {
+            let (ss, sc, ln, hn, ld, hd, st): CompositeColumns = match second {
+                CompositeValue::Token { system, code } => (
+                    system.clone(),
+                    Some(code.clone()),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                ),
+                CompositeValue::Quantity {
+                    system,
+                    code,
+                    low,
+                    high,
+                } => (
+                    system.clone(),
+                    code.clone(),
+                    Some(*low),
+                    Some(*high),
+                    None,
+                    None,
+                    None,
+                ),
+                CompositeValue::Date { low, high } => {
+                    (None, None, None, None, Some(*low), Some(*high), None)
+                }
+                CompositeValue::String { normalized } => {
+                    (None, None, None, None, None, None, Some(normalized.clone()))
+                }
+            };
+            (
+                IndexKind::Composite,
+                "param, system, code, s_system, s_code, s_low_n, s_high_n, s_low_d, s_high_d, s_str",
+                vec![
+                    b(param.clone()),
+                    b(system.clone()),
+                    b(code.clone()),
+                    b(ss),
+                    b(sc),
+                    b(ln),
+                    b(hn),
+                    b(ld),
+                    b(hd),
+                    b(st),
+                ],
+            )
+        }
+    }
+}
+
+/// Replaces the index rows of `rtype/id`: one multi-row INSERT per table.
+async fn write_index(
+    client: &Object,
+    rtype: &str,
+    id: &str,
+    patient: Option<&str>,
+    rows: &[IndexRow],
+    had_rows: bool,
+) -> Result<()> {
+    if had_rows {
+        for kind in INDEX_TABLES {
+            let stmt = client
+                .prepare_cached(&format!(
+                    "DELETE FROM {} WHERE rtype = $1 AND id = $2",
+                    store_sql::table(kind)
+                ))
+                .await
+                .map_err(db_error)?;
+            client
+                .execute(&stmt, &[&rtype, &id])
+                .await
+                .map_err(db_error)?;
+        }
+    }
+    let mut by_kind: Vec<(IndexKind, &'static str, Vec<Args>)> = Vec::new();
+    for row in rows {
+        let (kind, cols, vals) = index_insert(row);
+        match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some((_, _, list)) => list.push(vals),
+            None => by_kind.push((kind, cols, vec![vals])),
+        }
+    }
+    for (kind, cols, list) in by_kind {
+        let mut args: Args = vec![
+            Box::new(rtype.to_owned()),
+            Box::new(id.to_owned()),
+            Box::new(patient.map(str::to_owned)),
+        ];
+        let mut sql = format!(
+            "INSERT INTO {} (rtype, id, patient_id, {cols}) VALUES ",
+            store_sql::table(kind)
+        );
+        for (i, vals) in list.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let mut placeholders = vec!["$1".to_owned(), "$2".to_owned(), "$3".to_owned()];
+            for v in vals {
+                args.push(v);
+                placeholders.push(format!("${}", args.len()));
+            }
+            sql.push_str(&format!("({})", placeholders.join(", ")));
+        }
+        client
+            .execute(sql.as_str(), &refs(&args))
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+async fn find_ids(
+    client: &Object,
+    rtype: &str,
+    filters: &[Filter],
+    limit: usize,
+) -> Result<Vec<String>> {
+    let mut b = Builder::new(Dialect::Postgres);
+    let mut sql = filtered(
+        &mut b,
+        "SELECT c.id FROM resource_current c",
+        rtype,
+        filters,
+    );
+    sql.push_str(&format!(
+        " ORDER BY c.id COLLATE \"C\" LIMIT {}",
+        limit_of(limit)
+    ));
+    let rows = client
+        .query(sql.as_str(), &refs(&to_args(&b)))
+        .await
+        .map_err(db_error)?;
+    rows.iter()
+        .map(|r| r.try_get::<_, String>(0).map_err(db_error))
+        .collect()
+}
+
+fn sort_value(r: &Row, i: usize) -> Result<SortValue> {
+    use tokio_postgres::types::Type;
+    let ty = r
+        .columns()
+        .get(i)
+        .map(|c| c.type_().clone())
+        .ok_or_else(|| StoreError::Internal("column".to_owned()))?;
+    Ok(if ty == Type::INT8 {
+        SortValue::Int(r.try_get(i).map_err(db_error)?)
+    } else if ty == Type::FLOAT8 || ty == Type::NUMERIC {
+        SortValue::Real(r.try_get(i).map_err(db_error)?)
+    } else {
+        SortValue::Text(r.try_get(i).map_err(db_error)?)
+    })
 }
 
 impl store::Store for PostgresStore {
@@ -324,22 +609,146 @@ impl store::Store for PostgresStore {
         query_resources(&client, &sql, &args).await
     }
 
-    async fn search(&self, q: &SearchQuery) -> Result<Vec<StoredResource>> {
+    async fn search(&self, q: &SearchQuery) -> Result<Vec<SearchRow>> {
         let client = self.pool.get().await.map_err(pool_error)?;
-        let mut args: Args = vec![Box::new(q.rtype.clone())];
-        let mut sql = format!("{SELECT_CURRENT} WHERE c.rtype = $1 AND NOT c.deleted");
-        push_criteria(&mut sql, &mut args, &q.criteria);
-        if let Some(after) = &q.after_id {
-            sql.push_str(&format!(
-                " AND c.id > {}",
-                push_arg(&mut args, after.clone())
-            ));
+        let mut b = Builder::new(Dialect::Postgres);
+        let exprs = store_sql::sort_exprs(&mut b, "c", &q.sort);
+        let mut select = String::from(
+            "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq",
+        );
+        for (i, (e, _)) in exprs.iter().enumerate() {
+            select.push_str(&format!(", {e} AS s{i}"));
+        }
+        select.push_str(" FROM resource_current c JOIN resource_version v ON v.seq = c.seq");
+        let mut sql = filtered(&mut b, &select, &q.rtype, &q.filters);
+        if let Some(cursor) = &q.after {
+            let cond =
+                store_sql::after_cursor(&mut b, "c", &exprs, &cursor.values, &cursor.last_id);
+            sql.push_str(&format!(" AND {cond}"));
         }
         sql.push_str(&format!(
-            " ORDER BY c.id COLLATE \"C\" LIMIT {}",
-            push_arg(&mut args, limit_of(q.limit))
+            " ORDER BY {} LIMIT {}",
+            store_sql::order_by(&b, "c", &exprs),
+            limit_of(q.limit)
         ));
+        let rows = client
+            .query(sql.as_str(), &refs(&to_args(&b)))
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                let resource = row_to_resource(r)?;
+                let sort_values = (0..exprs.len())
+                    .map(|i| sort_value(r, 7 + i))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(SearchRow {
+                    resource,
+                    sort_values,
+                })
+            })
+            .collect()
+    }
+
+    async fn count(&self, rtype: &str, filters: &[Filter]) -> Result<u64> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let mut b = Builder::new(Dialect::Postgres);
+        let sql = filtered(
+            &mut b,
+            "SELECT count(*) FROM resource_current c",
+            rtype,
+            filters,
+        );
+        let row = client
+            .query_one(sql.as_str(), &refs(&to_args(&b)))
+            .await
+            .map_err(db_error)?;
+        let n: i64 = row.try_get(0).map_err(db_error)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn references_from(
+        &self,
+        sources: &[Key],
+        param: Option<&str>,
+        target_type: Option<&str>,
+    ) -> Result<Vec<Key>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let mut out = Vec::new();
+        for chunk in sources.chunks(KEY_CHUNK) {
+            let mut b = Builder::new(Dialect::Postgres);
+            let keys = keys_sql(&mut b, chunk, "r.rtype", "r.id");
+            let mut sql = format!(
+                "SELECT DISTINCT r.target_type, r.target_id FROM idx_reference r WHERE {keys} \
+                 AND r.target_type IS NOT NULL AND r.target_id IS NOT NULL"
+            );
+            if let Some(p) = param {
+                let a = b.arg(SqlValue::Text(p.to_owned()));
+                sql.push_str(&format!(" AND r.param = {a}"));
+            }
+            if let Some(t) = target_type {
+                let a = b.arg(SqlValue::Text(t.to_owned()));
+                sql.push_str(&format!(" AND r.target_type = {a}"));
+            }
+            out.extend(query_keys(&client, &sql, &b).await?);
+        }
+        Ok(out)
+    }
+
+    async fn referrers(
+        &self,
+        source_type: &str,
+        param: Option<&str>,
+        targets: &[Key],
+    ) -> Result<Vec<Key>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let mut out = Vec::new();
+        for chunk in targets.chunks(KEY_CHUNK) {
+            let mut b = Builder::new(Dialect::Postgres);
+            let keys = keys_sql(&mut b, chunk, "r.target_type", "r.target_id");
+            let st = b.arg(SqlValue::Text(source_type.to_owned()));
+            let mut sql = format!(
+                "SELECT DISTINCT r.rtype, r.id FROM idx_reference r JOIN resource_current c ON c.rtype = r.rtype AND c.id = r.id \
+                 WHERE {keys} AND r.rtype = {st} AND NOT c.deleted"
+            );
+            if let Some(p) = param {
+                let a = b.arg(SqlValue::Text(p.to_owned()));
+                sql.push_str(&format!(" AND r.param = {a}"));
+            }
+            out.extend(query_keys(&client, &sql, &b).await?);
+        }
+        Ok(out)
+    }
+
+    async fn read_many(&self, keys: &[Key]) -> Result<Vec<StoredResource>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let mut out = Vec::new();
+        for chunk in keys.chunks(KEY_CHUNK) {
+            let mut b = Builder::new(Dialect::Postgres);
+            let cond = keys_sql(&mut b, chunk, "c.rtype", "c.id");
+            let sql = format!("{SELECT_CURRENT} WHERE {cond} AND NOT c.deleted");
+            out.extend(query_resources(&client, &sql, &to_args(&b)).await?);
+        }
+        Ok(out)
+    }
+
+    async fn scan(&self, after: Option<&Key>, limit: usize) -> Result<Vec<StoredResource>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let (t, i) = after.cloned().unwrap_or_default();
+        let args: Args = vec![Box::new(t), Box::new(i), Box::new(limit_of(limit))];
+        let sql = format!(
+            "{SELECT_CURRENT} WHERE NOT c.deleted AND (c.rtype COLLATE \"C\" > $1 OR (c.rtype = $1 AND c.id COLLATE \"C\" > $2)) \
+             ORDER BY c.rtype COLLATE \"C\", c.id COLLATE \"C\" LIMIT $3"
+        );
         query_resources(&client, &sql, &args).await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let row = client
+            .query_opt("SELECT value FROM store_setting WHERE key = $1", &[&key])
+            .await
+            .map_err(db_error)?;
+        row.map(|r| r.try_get(0).map_err(db_error)).transpose()
     }
 
     async fn ready(&self) -> Result<()> {
@@ -423,27 +832,8 @@ impl store::Tx for PostgresTx {
             .next())
     }
 
-    async fn find(
-        &mut self,
-        rtype: &str,
-        criteria: &[Criterion],
-        limit: usize,
-    ) -> Result<Vec<String>> {
-        let client = self.client()?;
-        let mut args: Args = vec![Box::new(rtype.to_owned())];
-        let mut sql = String::from(
-            "SELECT c.id FROM resource_current c WHERE c.rtype = $1 AND NOT c.deleted",
-        );
-        push_criteria(&mut sql, &mut args, criteria);
-        sql.push_str(&format!(
-            " ORDER BY c.id COLLATE \"C\" LIMIT {}",
-            push_arg(&mut args, limit_of(limit))
-        ));
-        let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
-        let rows = client.query(&stmt, &refs(&args)).await.map_err(db_error)?;
-        rows.iter()
-            .map(|r| r.try_get::<_, String>(0).map_err(db_error))
-            .collect()
+    async fn find(&mut self, rtype: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>> {
+        find_ids(self.client()?, rtype, filters, limit).await
     }
 
     async fn lock_key(&mut self, key: &str) -> Result<()> {
@@ -475,12 +865,12 @@ impl store::Tx for PostgresTx {
         let sql = if version == 1 {
             "WITH v AS (INSERT INTO resource_version (rtype, id, version, last_updated, deleted, patient_id, body) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq) \
-             INSERT INTO resource_current (rtype, id, version, seq, deleted, patient_id) \
-             SELECT $1, $2, $3, v.seq, $5, $6 FROM v RETURNING seq"
+             INSERT INTO resource_current (rtype, id, version, seq, deleted, patient_id, last_updated) \
+             SELECT $1, $2, $3, v.seq, $5, $6, $4 FROM v RETURNING seq"
         } else {
             "WITH v AS (INSERT INTO resource_version (rtype, id, version, last_updated, deleted, patient_id, body) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq) \
-             UPDATE resource_current c SET version = $3, seq = v.seq, deleted = $5, patient_id = $6 \
+             UPDATE resource_current c SET version = $3, seq = v.seq, deleted = $5, patient_id = $6, last_updated = $4 \
              FROM v WHERE c.rtype = $1 AND c.id = $2 AND c.version = $3 - 1 RETURNING c.seq"
         };
         let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
@@ -501,46 +891,45 @@ impl store::Tx for PostgresTx {
             .map_err(map)?
             .ok_or_else(conflict)?;
         let seq: i64 = row.try_get(0).map_err(db_error)?;
-        if version > 1 {
-            let stmt = client
-                .prepare_cached("DELETE FROM idx_token WHERE rtype = $1 AND id = $2")
-                .await
-                .map_err(db_error)?;
-            client
-                .execute(&stmt, &[&v.rtype, &v.id])
-                .await
-                .map_err(db_error)?;
-        }
-        if !v.index.is_empty() {
-            // One multi-row statement per resource keeps round trips down.
-            let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(v.index.len() * 3 + 3);
-            params.push(&v.rtype);
-            params.push(&v.id);
-            params.push(&v.patient_id);
-            let mut sql = String::from(
-                "INSERT INTO idx_token (rtype, id, patient_id, param, system, code) VALUES ",
-            );
-            for (i, row) in v.index.iter().enumerate() {
-                let IndexRow::Token {
-                    param,
-                    system,
-                    code,
-                } = row;
-                let n = params.len();
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("($1, $2, $3, ${}, ${}, ${})", n + 1, n + 2, n + 3));
-                params.push(param);
-                params.push(system);
-                params.push(code);
-            }
-            client
-                .execute(sql.as_str(), &params)
-                .await
-                .map_err(db_error)?;
-        }
+        write_index(
+            client,
+            &v.rtype,
+            &v.id,
+            v.patient_id.as_deref(),
+            &v.index,
+            version > 1,
+        )
+        .await?;
         Ok(seq)
+    }
+
+    async fn reindex(
+        &mut self,
+        rtype: &str,
+        id: &str,
+        patient_id: Option<&str>,
+        rows: &[IndexRow],
+    ) -> Result<()> {
+        let client = self.client()?;
+        client
+            .execute(
+                "UPDATE resource_current SET patient_id = $3 WHERE rtype = $1 AND id = $2",
+                &[&rtype, &id, &patient_id],
+            )
+            .await
+            .map_err(db_error)?;
+        write_index(client, rtype, id, patient_id, rows, true).await
+    }
+
+    async fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        self.client()?
+            .execute(
+                "INSERT INTO store_setting (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     async fn commit(mut self) -> Result<()> {

@@ -13,6 +13,7 @@
 //! index table has `(rtype, id, param, …)` columns keyed to it.
 
 use store::Micros;
+use store::search::SortValue;
 use store::search::{
     CompositeFilter, CompositeSecond, Filter, IndexKind, Prefix, QuantityValue, RangeValue,
     ReferenceValue, SortKey, StringMatch, TokenValue, UriMatch,
@@ -152,19 +153,32 @@ fn range_cond(
     low: SqlValue,
     high: SqlValue,
 ) -> String {
-    let sl = b.arg(low);
-    let sh = b.arg(high);
-    let eq = format!("({lo} >= {sl} AND {hi} <= {sh})");
+    // Bind only the bounds a prefix uses: SQLite refuses unused parameters.
+    let eq = |b: &mut Builder, low: SqlValue, high: SqlValue| {
+        let sl = b.arg(low);
+        let sh = b.arg(high);
+        format!("({lo} >= {sl} AND {hi} <= {sh})")
+    };
     match prefix {
-        Prefix::Eq => eq,
-        Prefix::Ne => format!("NOT {eq}"),
-        Prefix::Gt => format!("{hi} > {sh}"),
-        Prefix::Lt => format!("{lo} < {sl}"),
-        Prefix::Ge => format!("({hi} > {sh} OR {eq})"),
-        Prefix::Le => format!("({lo} < {sl} OR {eq})"),
-        Prefix::Sa => format!("{lo} > {sh}"),
-        Prefix::Eb => format!("{hi} < {sl}"),
-        Prefix::Overlaps => format!("({lo} <= {sh} AND {hi} >= {sl})"),
+        Prefix::Eq => eq(b, low, high),
+        Prefix::Ne => format!("NOT {}", eq(b, low, high)),
+        Prefix::Gt => format!("{hi} > {}", b.arg(high)),
+        Prefix::Lt => format!("{lo} < {}", b.arg(low)),
+        Prefix::Ge => {
+            let sh = b.arg(high.clone());
+            format!("({hi} > {sh} OR {})", eq(b, low, high))
+        }
+        Prefix::Le => {
+            let sl = b.arg(low.clone());
+            format!("({lo} < {sl} OR {})", eq(b, low, high))
+        }
+        Prefix::Sa => format!("{lo} > {}", b.arg(high)),
+        Prefix::Eb => format!("{hi} < {}", b.arg(low)),
+        Prefix::Overlaps => {
+            let sl = b.arg(low);
+            let sh = b.arg(high);
+            format!("({lo} <= {sh} AND {hi} >= {sl})")
+        }
     }
 }
 
@@ -444,14 +458,6 @@ fn composite_cond(b: &mut Builder, t: &str, v: &CompositeFilter) -> String {
     format!("({first} AND {second})")
 }
 
-/// A sort value read back with each row, for the paging cursor.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SortValue {
-    Text(String),
-    Int(i64),
-    Real(f64),
-}
-
 /// Sort expressions (one per key) over `alias`, each never NULL: a missing
 /// value sorts last in either direction (a sentinel past every real value).
 pub fn sort_exprs(b: &mut Builder, alias: &str, keys: &[SortKey]) -> Vec<(String, bool)> {
@@ -465,6 +471,8 @@ pub fn sort_exprs(b: &mut Builder, alias: &str, keys: &[SortKey]) -> Vec<(String
                     IndexKind::Token => ("code", "'\u{10FFFF}'", "''"),
                     IndexKind::Reference => ("target_id", "'\u{10FFFF}'", "''"),
                     IndexKind::Uri => ("value", "'\u{10FFFF}'", "''"),
+                    // Ascending by the earliest instant, descending by the latest.
+                    IndexKind::Date if *descending => ("high", "9223372036854775807", "-9223372036854775808"),
                     IndexKind::Date => ("low", "9223372036854775807", "-9223372036854775808"),
                     IndexKind::Number | IndexKind::Quantity => ("value", "1e308", "-1e308"),
                     IndexKind::Composite => ("code", "'\u{10FFFF}'", "''"),
@@ -556,8 +564,24 @@ mod tests {
             sql.contains("idx_token t1") && sql.contains("$1") && sql.contains("idx_date t2"),
             "{sql}"
         );
-        assert_eq!(b.args.len(), 6);
+        assert_eq!(b.args.len(), 7);
         assert_eq!(like_escape("50%_a\\"), "50\\%\\_a\\\\");
+    }
+
+    #[test]
+    fn string_prefix_args() {
+        let mut b = Builder::new(Dialect::Sqlite);
+        let sql = filters(
+            &mut b,
+            "c",
+            &[Filter::String {
+                param: "name".into(),
+                mode: StringMatch::Prefix,
+                any_of: vec!["smi".into()],
+            }],
+        );
+        assert_eq!(b.args.len(), 2, "{sql}");
+        assert!(sql.contains("?2"), "{sql}");
     }
 
     #[test]

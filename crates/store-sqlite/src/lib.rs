@@ -18,9 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
-    Criterion, HistoryQuery, IndexRow, NewVersion, Result, SearchQuery, StoreError, StoredResource,
+    Filter, HistoryQuery, IndexRow, Key, NewVersion, Result, SearchQuery, SearchRow, StoreError,
+    StoredResource,
 };
+use store_sql::{Builder, Dialect, SqlValue};
 use tokio::sync::OwnedMutexGuard;
 
 /// How the SQLite file is opened.
@@ -67,7 +70,7 @@ impl std::fmt::Debug for SqliteStore {
 fn internal(e: rusqlite::Error) -> StoreError {
     // Driver text goes to the log only; the caller gets a category.
     tracing::error!(error = %e, "sqlite error");
-    StoreError::Internal("sqlite".to_owned())
+    StoreError::Internal(format!("sqlite: {e}"))
 }
 
 fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
@@ -188,76 +191,196 @@ fn read_current(conn: &Connection, rtype: &str, id: &str) -> Result<Option<Store
         .map_err(internal)
 }
 
-/// Appends SQL for `criteria` (ANDed) over `resource_current c` to `sql`.
-fn push_criteria(sql: &mut String, args: &mut Vec<String>, criteria: &[Criterion]) {
-    for criterion in criteria {
-        match criterion {
-            Criterion::Id(ids) => {
-                sql.push_str(" AND c.id IN (");
-                for (i, id) in ids.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    sql.push('?');
-                    args.push(id.clone());
-                }
-                if ids.is_empty() {
-                    sql.push_str("NULL");
-                }
-                sql.push(')');
+fn i64_of(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
+    match v {
+        SqlValue::Text(s) => rusqlite::types::Value::Text(s.clone()),
+        SqlValue::Int(i) => rusqlite::types::Value::Integer(*i),
+        SqlValue::Real(r) => rusqlite::types::Value::Real(*r),
+        SqlValue::Null => rusqlite::types::Value::Null,
+    }
+}
+
+fn args(b: &Builder) -> Vec<rusqlite::types::Value> {
+    b.args.iter().map(to_sql).collect()
+}
+
+/// `SELECT ... WHERE` over current resources of one type matching `filters`.
+fn filtered(b: &mut Builder, select: &str, rtype: &str, filters: &[Filter]) -> String {
+    let t = b.arg(SqlValue::Text(rtype.to_owned()));
+    let live = b.not_deleted("c");
+    let cond = store_sql::filters(b, "c", filters);
+    format!("{select} WHERE c.rtype = {t} AND {live} AND {cond}")
+}
+
+fn find_ids(
+    conn: &Connection,
+    rtype: &str,
+    filters: &[Filter],
+    limit: usize,
+) -> Result<Vec<String>> {
+    let mut b = Builder::new(Dialect::Sqlite);
+    let mut sql = filtered(
+        &mut b,
+        "SELECT c.id FROM resource_current c",
+        rtype,
+        filters,
+    );
+    sql.push_str(&format!(" ORDER BY c.id LIMIT {}", i64_of(limit)));
+    let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+    let rows = stmt
+        .query_map(params_from_iter(args(&b)), |r| r.get::<_, String>(0))
+        .map_err(internal)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+}
+
+const INDEX_TABLES: [IndexKind; 8] = [
+    IndexKind::String,
+    IndexKind::Token,
+    IndexKind::Reference,
+    IndexKind::Date,
+    IndexKind::Number,
+    IndexKind::Quantity,
+    IndexKind::Uri,
+    IndexKind::Composite,
+];
+
+/// Replaces the index rows of `rtype/id` with `rows`.
+fn write_index(
+    conn: &Connection,
+    rtype: &str,
+    id: &str,
+    patient: Option<&str>,
+    rows: &[IndexRow],
+    had_rows: bool,
+) -> Result<()> {
+    if had_rows {
+        for kind in INDEX_TABLES {
+            conn.prepare_cached(&format!(
+                "DELETE FROM {} WHERE rtype = ?1 AND id = ?2",
+                store_sql::table(kind)
+            ))
+            .map_err(internal)?
+            .execute(params![rtype, id])
+            .map_err(internal)?;
+        }
+    }
+    for row in rows {
+        match row {
+            IndexRow::String { param, normalized, exact } => conn
+                .prepare_cached("INSERT INTO idx_string (rtype, id, param, normalized, exact, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(internal)?
+                .execute(params![rtype, id, param, normalized, exact, patient]),
+            IndexRow::Token { param, system, code, text } => conn
+                .prepare_cached("INSERT INTO idx_token (rtype, id, param, system, code, text, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(internal)?
+                .execute(params![rtype, id, param, system, code, text, patient]),
+            IndexRow::Reference { param, target_type, target_id, url } => conn
+                .prepare_cached("INSERT INTO idx_reference (rtype, id, param, target_type, target_id, url, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(internal)?
+                .execute(params![rtype, id, param, target_type, target_id, url, patient]),
+            IndexRow::Date { param, low, high } => conn
+                .prepare_cached("INSERT INTO idx_date (rtype, id, param, low, high, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(internal)?
+                .execute(params![rtype, id, param, low, high, patient]),
+            IndexRow::Number { param, value, low, high } => conn
+                .prepare_cached("INSERT INTO idx_number (rtype, id, param, value, low, high, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(internal)?
+                .execute(params![rtype, id, param, value, low, high, patient]),
+            IndexRow::Quantity { param, system, code, unit, value, low, high } => conn
+                .prepare_cached("INSERT INTO idx_quantity (rtype, id, param, system, code, unit, value, low, high, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+                .map_err(internal)?
+                .execute(params![rtype, id, param, system, code, unit, value, low, high, patient]),
+            IndexRow::Uri { param, value } => conn
+                .prepare_cached("INSERT INTO idx_uri (rtype, id, param, value, patient_id) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(internal)?
+                .execute(params![rtype, id, param, value, patient]),
+            IndexRow::Composite { param, system, code, second } => {
+                let (s_system, s_code, s_low_n, s_high_n, s_low_d, s_high_d, s_str) = composite_columns(second);
+                conn.prepare_cached(
+                    "INSERT INTO idx_composite (rtype, id, param, system, code, s_system, s_code, s_low_n, s_high_n, s_low_d, s_high_d, s_str, patient_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .map_err(internal)?
+                .execute(params![rtype, id, param, system, code, s_system, s_code, s_low_n, s_high_n, s_low_d, s_high_d, s_str, patient])
             }
-            Criterion::Token { param, any_of } => {
-                sql.push_str(
-                    " AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rtype = c.rtype AND t.id = c.id AND t.param = ?",
-                );
-                args.push(param.clone());
-                sql.push_str(" AND (");
-                for (i, v) in any_of.iter().enumerate() {
-                    if i > 0 {
-                        sql.push_str(" OR ");
-                    }
-                    sql.push('(');
-                    let mut first = true;
-                    let mut and = |sql: &mut String| {
-                        if !first {
-                            sql.push_str(" AND ");
-                        }
-                        first = false;
-                    };
-                    match v.system.as_deref() {
-                        None => {}
-                        Some("") => {
-                            and(sql);
-                            sql.push_str("t.system IS NULL");
-                        }
-                        Some(s) => {
-                            and(sql);
-                            sql.push_str("t.system = ?");
-                            args.push(s.to_owned());
-                        }
-                    }
-                    if let Some(code) = &v.code {
-                        and(sql);
-                        sql.push_str("t.code = ?");
-                        args.push(code.clone());
-                    }
-                    if first {
-                        sql.push('1');
-                    }
-                    sql.push(')');
-                }
-                if any_of.is_empty() {
-                    sql.push('0');
-                }
-                sql.push_str("))");
-            }
+        }
+        .map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// The second part of a composite row, as nullable columns.
+#[allow(clippy::type_complexity)]
+fn composite_columns(
+    v: &CompositeValue,
+) -> (
+    Option<&str>,
+    Option<&str>,
+    Option<f64>,
+    Option<f64>,
+    Option<i64>,
+    Option<i64>,
+    Option<&str>,
+) {
+    match v {
+        CompositeValue::Token { system, code } => {
+            (system.as_deref(), Some(code), None, None, None, None, None)
+        }
+        CompositeValue::Quantity {
+            system,
+            code,
+            low,
+            high,
+        } => (
+            system.as_deref(),
+            code.as_deref(),
+            Some(*low),
+            Some(*high),
+            None,
+            None,
+            None,
+        ),
+        CompositeValue::Date { low, high } => {
+            (None, None, None, None, Some(*low), Some(*high), None)
+        }
+        CompositeValue::String { normalized } => {
+            (None, None, None, None, None, None, Some(normalized))
         }
     }
 }
 
-fn i64_of(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+fn keys_sql(b: &mut Builder, keys: &[Key], type_col: &str, id_col: &str) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|(t, i)| {
+            let pt = b.arg(SqlValue::Text(t.clone()));
+            let pi = b.arg(SqlValue::Text(i.clone()));
+            format!("({type_col} = {pt} AND {id_col} = {pi})")
+        })
+        .collect();
+    if parts.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        format!("({})", parts.join(" OR "))
+    }
 }
+
+fn query_keys(conn: &Connection, sql: &str, b: &Builder) -> Result<Vec<Key>> {
+    let mut stmt = conn.prepare(sql).map_err(internal)?;
+    let rows = stmt
+        .query_map(params_from_iter(args(b)), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(internal)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+}
+
+/// Large key lists are processed in chunks to stay under SQLite's bind limit.
+const KEY_CHUNK: usize = 400;
 
 impl store::Store for SqliteStore {
     type Tx = SqliteTx;
@@ -315,21 +438,163 @@ impl store::Store for SqliteStore {
         })
     }
 
-    async fn search(&self, q: &SearchQuery) -> Result<Vec<StoredResource>> {
+    async fn search(&self, q: &SearchQuery) -> Result<Vec<SearchRow>> {
         self.with_reader(|c| {
-            let mut sql = format!("{SELECT_CURRENT} WHERE c.rtype = ? AND c.deleted = 0");
-            let mut args = vec![q.rtype.clone()];
-            push_criteria(&mut sql, &mut args, &q.criteria);
-            if let Some(after) = &q.after_id {
-                sql.push_str(" AND c.id > ?");
-                args.push(after.clone());
+            let mut b = Builder::new(Dialect::Sqlite);
+            let exprs = store_sql::sort_exprs(&mut b, "c", &q.sort);
+            let mut select = String::from(
+                "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq",
+            );
+            for (i, (e, _)) in exprs.iter().enumerate() {
+                select.push_str(&format!(", {e} AS s{i}"));
             }
-            sql.push_str(&format!(" ORDER BY c.id LIMIT {}", i64_of(q.limit)));
-            let mut stmt = c.prepare_cached(&sql).map_err(internal)?;
+            select.push_str(" FROM resource_current c JOIN resource_version v ON v.seq = c.seq");
+            let mut sql = filtered(&mut b, &select, &q.rtype, &q.filters);
+            if let Some(cursor) = &q.after {
+                let cond =
+                    store_sql::after_cursor(&mut b, "c", &exprs, &cursor.values, &cursor.last_id);
+                sql.push_str(&format!(" AND {cond}"));
+            }
+            sql.push_str(&format!(
+                " ORDER BY {} LIMIT {}",
+                store_sql::order_by(&b, "c", &exprs),
+                i64_of(q.limit)
+            ));
+            let mut stmt = c.prepare(&sql).map_err(internal)?;
+            let n = exprs.len();
             let rows = stmt
-                .query_map(params_from_iter(args), row_to_resource)
+                .query_map(params_from_iter(args(&b)), |r| {
+                    let resource = row_to_resource(r)?;
+                    let mut sort_values = Vec::with_capacity(n);
+                    for i in 0..n {
+                        let v = match r.get_ref(7 + i)? {
+                            rusqlite::types::ValueRef::Integer(x) => SortValue::Int(x),
+                            rusqlite::types::ValueRef::Real(x) => SortValue::Real(x),
+                            rusqlite::types::ValueRef::Text(t) => {
+                                SortValue::Text(String::from_utf8_lossy(t).into_owned())
+                            }
+                            _ => SortValue::Text(String::new()),
+                        };
+                        sort_values.push(v);
+                    }
+                    Ok(SearchRow {
+                        resource,
+                        sort_values,
+                    })
+                })
                 .map_err(internal)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+    }
+
+    async fn count(&self, rtype: &str, filters: &[Filter]) -> Result<u64> {
+        self.with_reader(|c| {
+            let mut b = Builder::new(Dialect::Sqlite);
+            let sql = filtered(
+                &mut b,
+                "SELECT count(*) FROM resource_current c",
+                rtype,
+                filters,
+            );
+            let n: i64 = c
+                .query_row(&sql, params_from_iter(args(&b)), |r| r.get(0))
+                .map_err(internal)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    async fn references_from(
+        &self,
+        sources: &[Key],
+        param: Option<&str>,
+        target_type: Option<&str>,
+    ) -> Result<Vec<Key>> {
+        self.with_reader(|c| {
+            let mut out = Vec::new();
+            for chunk in sources.chunks(KEY_CHUNK) {
+                let mut b = Builder::new(Dialect::Sqlite);
+                let keys = keys_sql(&mut b, chunk, "r.rtype", "r.id");
+                let mut sql = format!(
+                    "SELECT DISTINCT r.target_type, r.target_id FROM idx_reference r WHERE {keys} \
+                     AND r.target_type IS NOT NULL AND r.target_id IS NOT NULL"
+                );
+                if let Some(p) = param {
+                    let a = b.arg(SqlValue::Text(p.to_owned()));
+                    sql.push_str(&format!(" AND r.param = {a}"));
+                }
+                if let Some(t) = target_type {
+                    let a = b.arg(SqlValue::Text(t.to_owned()));
+                    sql.push_str(&format!(" AND r.target_type = {a}"));
+                }
+                out.extend(query_keys(c, &sql, &b)?);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn referrers(
+        &self,
+        source_type: &str,
+        param: Option<&str>,
+        targets: &[Key],
+    ) -> Result<Vec<Key>> {
+        self.with_reader(|c| {
+            let mut out = Vec::new();
+            for chunk in targets.chunks(KEY_CHUNK) {
+                let mut b = Builder::new(Dialect::Sqlite);
+                let keys = keys_sql(&mut b, chunk, "r.target_type", "r.target_id");
+                let st = b.arg(SqlValue::Text(source_type.to_owned()));
+                let mut sql = format!(
+                    "SELECT DISTINCT r.rtype, r.id FROM idx_reference r JOIN resource_current c ON c.rtype = r.rtype AND c.id = r.id \
+                     WHERE {keys} AND r.rtype = {st} AND c.deleted = 0"
+                );
+                if let Some(p) = param {
+                    let a = b.arg(SqlValue::Text(p.to_owned()));
+                    sql.push_str(&format!(" AND r.param = {a}"));
+                }
+                out.extend(query_keys(c, &sql, &b)?);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn read_many(&self, keys: &[Key]) -> Result<Vec<StoredResource>> {
+        self.with_reader(|c| {
+            let mut out = Vec::new();
+            for (t, i) in keys {
+                if let Some(r) = read_current(c, t, i)?
+                    && !r.deleted
+                {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn scan(&self, after: Option<&Key>, limit: usize) -> Result<Vec<StoredResource>> {
+        self.with_reader(|c| {
+            let (t, i) = after.cloned().unwrap_or_default();
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "{SELECT_CURRENT} WHERE c.deleted = 0 AND (c.rtype > ?1 OR (c.rtype = ?1 AND c.id > ?2)) \
+                     ORDER BY c.rtype, c.id LIMIT ?3"
+                ))
+                .map_err(internal)?;
+            let rows = stmt.query_map(params![t, i, i64_of(limit)], row_to_resource).map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.with_reader(|c| {
+            c.query_row(
+                "SELECT value FROM store_setting WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(internal)
         })
     }
 
@@ -373,23 +638,8 @@ impl store::Tx for SqliteTx {
         read_current(self.conn()?, rtype, id)
     }
 
-    async fn find(
-        &mut self,
-        rtype: &str,
-        criteria: &[Criterion],
-        limit: usize,
-    ) -> Result<Vec<String>> {
-        let conn = self.conn()?;
-        let mut sql =
-            String::from("SELECT c.id FROM resource_current c WHERE c.rtype = ? AND c.deleted = 0");
-        let mut args = vec![rtype.to_owned()];
-        push_criteria(&mut sql, &mut args, criteria);
-        sql.push_str(&format!(" ORDER BY c.id LIMIT {}", i64_of(limit)));
-        let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
-        let rows = stmt
-            .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
-            .map_err(internal)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+    async fn find(&mut self, rtype: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>> {
+        find_ids(self.conn()?, rtype, filters, limit)
     }
 
     async fn lock_key(&mut self, _key: &str) -> Result<()> {
@@ -423,38 +673,50 @@ impl store::Tx for SqliteTx {
         .map_err(internal)?;
         let seq = conn.last_insert_rowid();
         conn.prepare_cached(
-            "INSERT INTO resource_current (rtype, id, version, seq, deleted, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+            "INSERT INTO resource_current (rtype, id, version, seq, deleted, patient_id, last_updated) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
              ON CONFLICT (rtype, id) DO UPDATE SET version = excluded.version, seq = excluded.seq, \
-             deleted = excluded.deleted, patient_id = excluded.patient_id",
+             deleted = excluded.deleted, patient_id = excluded.patient_id, last_updated = excluded.last_updated",
         )
         .map_err(internal)?
-        .execute(params![v.rtype, v.id, version, seq, v.deleted, v.patient_id])
+        .execute(params![v.rtype, v.id, version, seq, v.deleted, v.patient_id, v.last_updated])
         .map_err(internal)?;
-        if current.is_some() {
-            conn.prepare_cached("DELETE FROM idx_token WHERE rtype = ?1 AND id = ?2")
-                .map_err(internal)?
-                .execute(params![v.rtype, v.id])
-                .map_err(internal)?;
-        }
-        let mut insert = conn
-            .prepare_cached(
-                "INSERT INTO idx_token (rtype, id, param, system, code, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        write_index(
+            conn,
+            &v.rtype,
+            &v.id,
+            v.patient_id.as_deref(),
+            &v.index,
+            current.is_some(),
+        )?;
+        Ok(seq)
+    }
+
+    async fn reindex(
+        &mut self,
+        rtype: &str,
+        id: &str,
+        patient_id: Option<&str>,
+        rows: &[IndexRow],
+    ) -> Result<()> {
+        let conn = self.conn()?;
+        conn.prepare_cached(
+            "UPDATE resource_current SET patient_id = ?3 WHERE rtype = ?1 AND id = ?2",
+        )
+        .map_err(internal)?
+        .execute(params![rtype, id, patient_id])
+        .map_err(internal)?;
+        write_index(conn, rtype, id, patient_id, rows, true)
+    }
+
+    async fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO store_setting (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
             )
             .map_err(internal)?;
-        for row in &v.index {
-            match row {
-                IndexRow::Token {
-                    param,
-                    system,
-                    code,
-                } => {
-                    insert
-                        .execute(params![v.rtype, v.id, param, system, code, v.patient_id])
-                        .map_err(internal)?;
-                }
-            }
-        }
-        Ok(seq)
+        Ok(())
     }
 
     async fn commit(mut self) -> Result<()> {

@@ -2,9 +2,10 @@
 //! transaction, and is recorded in `schema_migrations`. Never edit a released
 //! migration: append a new one.
 
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE resource_version (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     rtype        TEXT    NOT NULL,
@@ -40,4 +41,53 @@ CREATE TABLE idx_token (
 CREATE INDEX idx_token_lookup ON idx_token (rtype, param, code, system);
 CREATE INDEX idx_token_owner ON idx_token (rtype, id);
 "#,
-)];
+    ),
+    (
+        2,
+        // The search index for every parameter type (issue #3). The old token
+        // table is replaced; the server rebuilds the index at start-up when the
+        // stored index version differs from its own.
+        r#"
+DROP TABLE idx_token;
+ALTER TABLE resource_current ADD COLUMN last_updated INTEGER NOT NULL DEFAULT 0;
+UPDATE resource_current SET last_updated = (SELECT v.last_updated FROM resource_version v WHERE v.seq = resource_current.seq);
+CREATE INDEX resource_current_updated ON resource_current (rtype, last_updated);
+
+CREATE TABLE store_setting (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+CREATE TABLE idx_string (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, normalized TEXT NOT NULL, exact TEXT NOT NULL, patient_id TEXT);
+CREATE INDEX idx_string_value ON idx_string (rtype, param, normalized);
+CREATE INDEX idx_string_owner ON idx_string (rtype, id);
+
+CREATE TABLE idx_token (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, text TEXT, patient_id TEXT);
+CREATE INDEX idx_token_value ON idx_token (rtype, param, code, system);
+CREATE INDEX idx_token_owner ON idx_token (rtype, id);
+
+CREATE TABLE idx_reference (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, target_type TEXT, target_id TEXT, url TEXT, patient_id TEXT);
+CREATE INDEX idx_reference_target ON idx_reference (target_id, target_type, param);
+CREATE INDEX idx_reference_url ON idx_reference (url) WHERE url IS NOT NULL;
+CREATE INDEX idx_reference_owner ON idx_reference (rtype, id);
+
+CREATE TABLE idx_date (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, patient_id TEXT);
+CREATE INDEX idx_date_value ON idx_date (rtype, param, low, high);
+CREATE INDEX idx_date_owner ON idx_date (rtype, id);
+
+CREATE TABLE idx_number (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, value REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL, patient_id TEXT);
+CREATE INDEX idx_number_value ON idx_number (rtype, param, low, high);
+CREATE INDEX idx_number_owner ON idx_number (rtype, id);
+
+CREATE TABLE idx_quantity (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, unit TEXT, value REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL, patient_id TEXT);
+CREATE INDEX idx_quantity_value ON idx_quantity (rtype, param, code, low, high);
+CREATE INDEX idx_quantity_owner ON idx_quantity (rtype, id);
+
+CREATE TABLE idx_uri (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, patient_id TEXT);
+CREATE INDEX idx_uri_value ON idx_uri (rtype, param, value);
+CREATE INDEX idx_uri_owner ON idx_uri (rtype, id);
+
+CREATE TABLE idx_composite (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT NOT NULL,
+    s_system TEXT, s_code TEXT, s_low_n REAL, s_high_n REAL, s_low_d INTEGER, s_high_d INTEGER, s_str TEXT, patient_id TEXT);
+CREATE INDEX idx_composite_value ON idx_composite (rtype, param, code);
+CREATE INDEX idx_composite_owner ON idx_composite (rtype, id);
+"#,
+    ),
+];

@@ -21,6 +21,8 @@ pub mod search;
 
 use std::future::Future;
 
+pub use search::{Filter, IndexRow, SortKey, SortValue};
+
 /// Microseconds since the Unix epoch, UTC. All stored times use it so that
 /// both backends sort and compare them identically.
 pub type Micros = i64;
@@ -59,19 +61,6 @@ pub struct StoredResource {
     pub seq: i64,
 }
 
-/// A search-index row derived from one resource version at write time.
-/// Issue #3 grows this into every search parameter type; for now tokens
-/// (`_id`, `identifier`) are enough for conditional interactions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IndexRow {
-    /// A token: `system|code`. `system` is `None` when the element had none.
-    Token {
-        param: String,
-        system: Option<String>,
-        code: String,
-    },
-}
-
 /// A new version to append inside a transaction.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
@@ -88,25 +77,6 @@ pub struct NewVersion {
     pub index: Vec<IndexRow>,
 }
 
-/// A search criterion the store can evaluate from its index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Criterion {
-    /// `_id=a,b`: any of these logical ids.
-    Id(Vec<String>),
-    /// `param=[system|]code`: any of these tokens. `system: None` matches any
-    /// system, `Some("")` matches "no system".
-    Token {
-        param: String,
-        any_of: Vec<TokenValue>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenValue {
-    pub system: Option<String>,
-    pub code: Option<String>,
-}
-
 /// Which history to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryQuery {
@@ -119,15 +89,35 @@ pub struct HistoryQuery {
     pub limit: usize,
 }
 
-/// A simple, current-version search over indexed criteria (all must hold).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A search over the current, non-deleted resources of one type.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchQuery {
     pub rtype: String,
-    pub criteria: Vec<Criterion>,
-    /// Only ids strictly after this one (paging cursor, ascending by id).
-    pub after_id: Option<String>,
+    /// All must hold.
+    pub filters: Vec<Filter>,
+    /// Sort keys; the logical id is always the final tie-break.
+    pub sort: Vec<SortKey>,
+    /// Only rows strictly after this position in the sort order.
+    pub after: Option<Cursor>,
     pub limit: usize,
 }
+
+/// A position in a sorted result: the sort values and id of the last row seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub values: Vec<SortValue>,
+    pub last_id: String,
+}
+
+/// A search result row with its sort values (for the next cursor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRow {
+    pub resource: StoredResource,
+    pub sort_values: Vec<SortValue>,
+}
+
+/// `(resource type, logical id)`
+pub type Key = (String, String);
 
 /// A database backend.
 ///
@@ -161,12 +151,44 @@ pub trait Store: Clone + Send + Sync + 'static {
         query: &HistoryQuery,
     ) -> impl Future<Output = Result<Vec<StoredResource>>> + Send;
 
-    /// Current, non-deleted resources matching every criterion, ascending by
-    /// id, at most `query.limit`.
-    fn search(
+    /// Current, non-deleted resources matching every filter, in sort order,
+    /// at most `query.limit`.
+    fn search(&self, query: &SearchQuery) -> impl Future<Output = Result<Vec<SearchRow>>> + Send;
+
+    /// How many current, non-deleted resources of `rtype` match every filter.
+    fn count(&self, rtype: &str, filters: &[Filter]) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The local targets of the references in `sources` (through `param`, or
+    /// any reference parameter when `None`), optionally of one target type.
+    fn references_from(
         &self,
-        query: &SearchQuery,
+        sources: &[Key],
+        param: Option<&str>,
+        target_type: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Key>>> + Send;
+
+    /// Current resources of `source_type` whose `param` (any reference
+    /// parameter when `None`) points at one of `targets`.
+    fn referrers(
+        &self,
+        source_type: &str,
+        param: Option<&str>,
+        targets: &[Key],
+    ) -> impl Future<Output = Result<Vec<Key>>> + Send;
+
+    /// The current versions of these resources (deleted or unknown ones are left out).
+    fn read_many(&self, keys: &[Key]) -> impl Future<Output = Result<Vec<StoredResource>>> + Send;
+
+    /// Current, non-deleted resources after `after` in (type, id) order:
+    /// the walk used to rebuild the index.
+    fn scan(
+        &self,
+        after: Option<&Key>,
+        limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredResource>>> + Send;
+
+    /// A value from the store's own settings table (e.g. the index version).
+    fn setting(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
 
     /// Is the database reachable and migrated?
     fn ready(&self) -> impl Future<Output = Result<()>> + Send;
@@ -185,14 +207,26 @@ pub trait Tx: Send {
         id: &str,
     ) -> impl Future<Output = Result<Option<StoredResource>>> + Send;
 
-    /// Ids of current, non-deleted resources of `rtype` matching all criteria
+    /// Ids of current, non-deleted resources of `rtype` matching all filters
     /// (at most `limit`), as seen inside this transaction.
     fn find(
         &mut self,
         rtype: &str,
-        criteria: &[Criterion],
+        filters: &[Filter],
         limit: usize,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Replaces the index rows (and compartment) of the current version
+    /// without writing a new version: used when the index is rebuilt.
+    fn reindex(
+        &mut self,
+        rtype: &str,
+        id: &str,
+        patient_id: Option<&str>,
+        rows: &[IndexRow],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    fn set_setting(&mut self, key: &str, value: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// Serialises this transaction against every other one that takes the same
     /// key (used by conditional create so two concurrent requests cannot both

@@ -297,3 +297,12 @@ pub enum SortKey {
         descending: bool,
     },
 }
+
+/// A row's sort value, read back with search results to build the paging
+/// cursor (keyset pagination: stable while data changes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortValue {
+    Text(String),
+    Int(i64),
+    Real(f64),
+}
