@@ -19,6 +19,7 @@ mod definitions;
 pub mod nhs_number;
 mod primitive;
 mod resource_types;
+pub mod summary;
 mod validate;
 
 pub use primitive::is_valid_id;

@@ -19,4 +19,5 @@
 mod corpus;
 mod fixtures;
 mod generate;
+mod summary;
 mod validation;
