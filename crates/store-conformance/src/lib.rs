@@ -93,6 +93,7 @@ where
     search_filters(make().await).await;
     sorting_and_cursors(make().await).await;
     references_scan_reindex_settings(make().await).await;
+    compartment_pages(make().await).await;
     ready(make().await).await;
 }
 
@@ -1238,4 +1239,76 @@ async fn references_scan_reindex_settings<S: Store>(s: S) {
         Some("7")
     );
     assert_eq!(s.setting("other").await.unwrap(), None);
+}
+
+async fn compartment_pages<S: Store>(s: S) {
+    let of = |rtype: &str, id: &str, patient: &str, t: i64, index: Vec<IndexRow>| {
+        let mut v = resource(rtype, id, t, index);
+        v.patient_id = Some(patient.into());
+        v
+    };
+    let mut tx = s.begin().await.unwrap();
+    for v in [
+        of("Patient", "p1", "p1", 10, vec![]),
+        of("Observation", "o1", "p1", 20, vec![date("date", 100, 100)]),
+        of("Observation", "o2", "p1", 30, vec![date("date", 500, 500)]),
+        of("Condition", "c1", "p1", 40, vec![]),
+        of("Observation", "o3", "p2", 50, vec![date("date", 100, 100)]),
+    ] {
+        tx.put(&v).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let q = |f: &dyn Fn(&mut store::CompartmentQuery)| {
+        let mut q = store::CompartmentQuery {
+            patient_id: "p1".into(),
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let ids = |rows: Vec<store::StoredResource>| {
+        rows.into_iter()
+            .map(|r| format!("{}/{}", r.rtype, r.id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(s.compartment(&q(&|_| {})).await.unwrap()),
+        [
+            "Condition/c1",
+            "Observation/o1",
+            "Observation/o2",
+            "Patient/p1"
+        ]
+    );
+    assert_eq!(
+        ids(s
+            .compartment(&q(&|q| q.types = Some(vec!["Observation".into()])))
+            .await
+            .unwrap()),
+        ["Observation/o1", "Observation/o2"]
+    );
+    assert_eq!(
+        ids(s.compartment(&q(&|q| q.start = Some(200))).await.unwrap()),
+        ["Condition/c1", "Observation/o2", "Patient/p1"]
+    );
+    assert_eq!(
+        ids(s.compartment(&q(&|q| q.end = Some(300))).await.unwrap()),
+        ["Condition/c1", "Observation/o1", "Patient/p1"]
+    );
+    assert_eq!(
+        ids(s.compartment(&q(&|q| q.since = Some(30))).await.unwrap()),
+        ["Condition/c1", "Observation/o2"]
+    );
+    assert_eq!(
+        ids(s
+            .compartment(&q(&|q| q.after = Some(("Observation".into(), "o1".into()))))
+            .await
+            .unwrap()),
+        ["Observation/o2", "Patient/p1"]
+    );
+    assert_eq!(
+        ids(s.compartment(&q(&|q| q.limit = 2)).await.unwrap()),
+        ["Condition/c1", "Observation/o1"]
+    );
 }

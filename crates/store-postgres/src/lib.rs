@@ -742,6 +742,17 @@ impl store::Store for PostgresStore {
         query_resources(&client, &sql, &args).await
     }
 
+    async fn compartment(&self, q: &store::CompartmentQuery) -> Result<Vec<StoredResource>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let mut b = Builder::new(Dialect::Postgres);
+        let cond = store_sql::compartment_conditions(&mut b, q);
+        let sql = format!(
+            "{SELECT_CURRENT} WHERE {cond} ORDER BY c.rtype COLLATE \"C\", c.id COLLATE \"C\" LIMIT {}",
+            limit_of(q.limit)
+        );
+        query_resources(&client, &sql, &to_args(&b)).await
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>> {
         let client = self.pool.get().await.map_err(pool_error)?;
         let row = client

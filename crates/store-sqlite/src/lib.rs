@@ -586,6 +586,22 @@ impl store::Store for SqliteStore {
         })
     }
 
+    async fn compartment(&self, q: &store::CompartmentQuery) -> Result<Vec<StoredResource>> {
+        self.with_reader(|c| {
+            let mut b = Builder::new(Dialect::Sqlite);
+            let cond = store_sql::compartment_conditions(&mut b, q);
+            let sql = format!(
+                "{SELECT_CURRENT} WHERE {cond} ORDER BY c.rtype, c.id LIMIT {}",
+                i64_of(q.limit)
+            );
+            let mut stmt = c.prepare(&sql).map_err(internal)?;
+            let rows = stmt
+                .query_map(params_from_iter(args(&b)), row_to_resource)
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>> {
         self.with_reader(|c| {
             c.query_row(

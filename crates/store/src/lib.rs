@@ -116,6 +116,24 @@ pub struct SearchRow {
     pub sort_values: Vec<SortValue>,
 }
 
+/// The current resources of one Patient compartment (by `patient_id`),
+/// in (type, id) order: `Patient/[id]/$everything`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompartmentQuery {
+    pub patient_id: String,
+    /// Only these types.
+    pub types: Option<Vec<String>>,
+    /// Only versions written at or after this time.
+    pub since: Option<Micros>,
+    /// Care dates: leave out resources all of whose indexed dates end
+    /// before `start` or begin after `end` (resources without dates stay).
+    pub start: Option<Micros>,
+    pub end: Option<Micros>,
+    /// Only rows after this (type, id).
+    pub after: Option<Key>,
+    pub limit: usize,
+}
+
 /// `(resource type, logical id)`
 pub type Key = (String, String);
 
@@ -185,6 +203,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         after: Option<&Key>,
         limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredResource>>> + Send;
+
+    /// One page of a Patient compartment.
+    fn compartment(
+        &self,
+        query: &CompartmentQuery,
     ) -> impl Future<Output = Result<Vec<StoredResource>>> + Send;
 
     /// A value from the store's own settings table (e.g. the index version).
