@@ -531,6 +531,48 @@ pub fn after_cursor(
     cond
 }
 
+/// The WHERE conditions (after the patient) of a compartment page over
+/// `resource_current c`.
+pub fn compartment_conditions(b: &mut Builder, q: &store::CompartmentQuery) -> String {
+    let mut parts = Vec::new();
+    let p = b.arg(SqlValue::Text(q.patient_id.clone()));
+    parts.push(format!("c.patient_id = {p}"));
+    parts.push(b.not_deleted("c"));
+    if let Some(types) = &q.types {
+        let ps: Vec<String> = types
+            .iter()
+            .map(|t| b.arg(SqlValue::Text(t.clone())))
+            .collect();
+        parts.push(if ps.is_empty() {
+            "1 = 0".to_owned()
+        } else {
+            format!("c.rtype IN ({})", ps.join(", "))
+        });
+    }
+    if let Some(since) = q.since {
+        let p = b.arg(SqlValue::Int(since));
+        parts.push(format!("c.last_updated >= {p}"));
+    }
+    if q.start.is_some() || q.end.is_some() {
+        let lo = b.arg(SqlValue::Int(q.start.unwrap_or(i64::MIN)));
+        let hi = b.arg(SqlValue::Int(q.end.unwrap_or(i64::MAX)));
+        parts.push(format!(
+            "(NOT EXISTS (SELECT 1 FROM idx_date d WHERE d.rtype = c.rtype AND d.id = c.id) \
+             OR EXISTS (SELECT 1 FROM idx_date d WHERE d.rtype = c.rtype AND d.id = c.id AND d.low <= {hi} AND d.high >= {lo}))"
+        ));
+    }
+    if let Some((t, i)) = &q.after {
+        let collate = b.collate();
+        let pt = b.arg(SqlValue::Text(t.clone()));
+        let pt2 = b.arg(SqlValue::Text(t.clone()));
+        let pi = b.arg(SqlValue::Text(i.clone()));
+        parts.push(format!(
+            "(c.rtype{collate} > {pt} OR (c.rtype = {pt2} AND c.id{collate} > {pi}))"
+        ));
+    }
+    parts.join(" AND ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,46 +632,4 @@ mod tests {
         let sql = filters(&mut b, "c", &[Filter::Id(vec![])]);
         assert_eq!(sql, "(1 = 0)");
     }
-}
-
-/// The WHERE conditions (after the patient) of a compartment page over
-/// `resource_current c`.
-pub fn compartment_conditions(b: &mut Builder, q: &store::CompartmentQuery) -> String {
-    let mut parts = Vec::new();
-    let p = b.arg(SqlValue::Text(q.patient_id.clone()));
-    parts.push(format!("c.patient_id = {p}"));
-    parts.push(b.not_deleted("c"));
-    if let Some(types) = &q.types {
-        let ps: Vec<String> = types
-            .iter()
-            .map(|t| b.arg(SqlValue::Text(t.clone())))
-            .collect();
-        parts.push(if ps.is_empty() {
-            "1 = 0".to_owned()
-        } else {
-            format!("c.rtype IN ({})", ps.join(", "))
-        });
-    }
-    if let Some(since) = q.since {
-        let p = b.arg(SqlValue::Int(since));
-        parts.push(format!("c.last_updated >= {p}"));
-    }
-    if q.start.is_some() || q.end.is_some() {
-        let lo = b.arg(SqlValue::Int(q.start.unwrap_or(i64::MIN)));
-        let hi = b.arg(SqlValue::Int(q.end.unwrap_or(i64::MAX)));
-        parts.push(format!(
-            "(NOT EXISTS (SELECT 1 FROM idx_date d WHERE d.rtype = c.rtype AND d.id = c.id) \
-             OR EXISTS (SELECT 1 FROM idx_date d WHERE d.rtype = c.rtype AND d.id = c.id AND d.low <= {hi} AND d.high >= {lo}))"
-        ));
-    }
-    if let Some((t, i)) = &q.after {
-        let collate = b.collate();
-        let pt = b.arg(SqlValue::Text(t.clone()));
-        let pt2 = b.arg(SqlValue::Text(t.clone()));
-        let pi = b.arg(SqlValue::Text(i.clone()));
-        parts.push(format!(
-            "(c.rtype{collate} > {pt} OR (c.rtype = {pt2} AND c.id{collate} > {pi}))"
-        ));
-    }
-    parts.join(" AND ")
 }
