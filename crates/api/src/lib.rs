@@ -60,7 +60,7 @@ type ApiResult = Result<Response, ApiError>;
 pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
     let state = Arc::new(AppState { service, config });
     let fhir = Router::new()
-        .route("/", post(bundle::<S>).get(system_search))
+        .route("/", post(bundle::<S>).get(system_search::<S>))
         .route("/metadata", get(metadata::<S>))
         .route("/_history", get(history_system::<S>))
         .route(
@@ -78,6 +78,8 @@ pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
             get(read::<S>).put(update::<S>).delete(delete::<S>),
         )
         .route("/{rtype}/{id}/$validate", post(validate_instance::<S>))
+        .route("/{rtype}/{id}/$everything", get(everything::<S>))
+        .route("/{rtype}/{id}/{ctype}", get(compartment::<S>))
         .route("/{rtype}/{id}/_history", get(history_instance::<S>))
         .route("/{rtype}/{id}/_history/{vid}", get(vread::<S>))
         .layer(middleware::from_fn(negotiate));
@@ -435,10 +437,69 @@ async fn bundle<S: Store>(State(st): St<S>, headers: HeaderMap, body: Body) -> A
     Ok(fhir_response(StatusCode::OK, out, vec![]))
 }
 
-async fn system_search() -> ApiResult {
-    Err(ApiError(CoreError::NotSupported(
-        "system-level search is not supported yet".to_owned(),
-    )))
+/// `GET /fhir?_type=T&…`: a search over one type named by `_type`.
+/// Several types in one page are not supported yet (the outcome says so).
+async fn system_search<S: Store>(
+    State(st): St<S>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult {
+    let mut all = pairs(&q)?;
+    let types: Vec<String> = all
+        .iter()
+        .filter(|(k, _)| k == "_type")
+        .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    all.retain(|(k, _)| k != "_type");
+    match types.as_slice() {
+        [one] => {
+            let (body, ignored) = st
+                .service
+                .search(one, &all, prefer(&headers).lenient)
+                .await?;
+            Ok(bundle_response(body, &ignored))
+        }
+        [] => Err(ApiError(CoreError::BadRequest(
+            "a system search needs _type".to_owned(),
+        ))),
+        _ => Err(ApiError(CoreError::NotSupported(
+            "a system search over several types is not supported yet; search each type".to_owned(),
+        ))),
+    }
+}
+
+async fn compartment<S: Store>(
+    State(st): St<S>,
+    Path((rtype, id, ctype)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult {
+    if rtype != "Patient" {
+        return Err(ApiError(CoreError::NotSupported(
+            "only the Patient compartment is supported".to_owned(),
+        )));
+    }
+    let (body, ignored) = st
+        .service
+        .compartment_search(&id, &ctype, &pairs(&q)?, prefer(&headers).lenient)
+        .await?;
+    Ok(bundle_response(body, &ignored))
+}
+
+async fn everything<S: Store>(
+    State(st): St<S>,
+    Path((rtype, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    if rtype != "Patient" {
+        return Err(ApiError(CoreError::NotSupported(
+            "$everything is supported on Patient only".to_owned(),
+        )));
+    }
+    Ok(bundle_response(
+        st.service.everything(&id, &pairs(&q)?).await?,
+        &[],
+    ))
 }
 
 async fn create<S: Store>(

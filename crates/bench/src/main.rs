@@ -15,6 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// The same allocator as the server binary, so figures match.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use sharedcare_core::{Clock, IdGenerator, Service, ServiceConfig};
 use store::Store;
 

@@ -204,7 +204,7 @@ impl<S: Store> Service<S> {
                 (Method::Post, Target::Type(t)) => {
                     if let Some(q) = &e.if_none_exist {
                         let criteria = self
-                            .conditional_criteria(q)
+                            .conditional_criteria(&t, q)
                             .map_err(|err| in_entry(i, err))?;
                         tx.lock_key(&format!("{t}?{q}")).await?;
                         match self.find_in(&mut tx, &t, &criteria).await? {
@@ -250,7 +250,7 @@ impl<S: Store> Service<S> {
                 }
                 (Method::Put, Target::Conditional(t, q)) => {
                     let criteria = self
-                        .conditional_criteria(&q)
+                        .conditional_criteria(&t, &q)
                         .map_err(|err| in_entry(i, err))?;
                     tx.lock_key(&format!("{t}?{q}")).await?;
                     match self.find_in(&mut tx, &t, &criteria).await? {
@@ -318,7 +318,7 @@ impl<S: Store> Service<S> {
                     let (t, q) = c.split_once('?').unwrap_or((&c, ""));
                     check_type(t).map_err(|err| in_entry(i, err))?;
                     let criteria = self
-                        .conditional_criteria(q)
+                        .conditional_criteria(t, q)
                         .map_err(|err| in_entry(i, err))?;
                     match self.find_in(&mut tx, t, &criteria).await? {
                         Matches::One(id) => {
@@ -406,7 +406,7 @@ impl<S: Store> Service<S> {
         match parse_target(url)? {
             Target::Instance(t, id) => self.delete_in(tx, &t, &id, now).await,
             Target::Conditional(t, q) => {
-                let criteria = self.conditional_criteria(&q)?;
+                let criteria = self.conditional_criteria(&t, &q)?;
                 match self.find_in(tx, &t, &criteria).await? {
                     Matches::None => Ok(DeleteOutcome::NothingToDelete),
                     Matches::One(id) => self.delete_in(tx, &t, &id, now).await,
@@ -436,8 +436,13 @@ impl<S: Store> Service<S> {
 
     async fn search_in(&self, tx: &mut S::Tx, rtype: &str, q: &str) -> Result<Done> {
         let pairs = query::parse_query_string(q)?;
-        let search = query::parse_search(&pairs, false)?;
-        let ids = tx.find(rtype, &search.criteria, search.count).await?;
+        let search = search::parse(rtype, &pairs, self.clock.now(), false)?;
+        let count = search
+            .result
+            .count
+            .unwrap_or(crate::searching::DEFAULT_COUNT)
+            .min(crate::searching::MAX_COUNT);
+        let ids = tx.find(rtype, &search.filters, count).await?;
         let mut w = BundleWriter::new(
             "searchset",
             &self.ids.new_id(),

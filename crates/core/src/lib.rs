@@ -18,12 +18,13 @@ pub mod error;
 pub mod instant;
 pub mod query;
 pub mod resource;
+mod searching;
 
 use std::sync::Arc;
 
 use fhir::Issue;
 use serde_json::{Map, Value};
-use store::{Cursor, Filter, HistoryQuery, Micros, NewVersion, SearchQuery, Store, Tx};
+use store::{Filter, HistoryQuery, Micros, NewVersion, Store, Tx};
 
 pub use bundle::outcome_json;
 pub use bundle_writer::{BundleWriter, EntryResponse};
@@ -200,7 +201,8 @@ impl<S: Store> Service<S> {
             for r in &batch {
                 let Some(body) = &r.body else { continue };
                 let map = resource::parse_json(body.as_bytes())?;
-                let (patient_id, rows) = resource::index(&r.rtype, &r.id, &map);
+                let (patient_id, rows) =
+                    resource::index(&r.rtype, &r.id, &serde_json::Value::Object(map));
                 tx.reindex(&r.rtype, &r.id, patient_id.as_deref(), &rows)
                     .await?;
                 done += 1;
@@ -240,7 +242,7 @@ impl<S: Store> Service<S> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         if let Some(query) = if_none_exist {
-            let criteria = self.conditional_criteria(query)?;
+            let criteria = self.conditional_criteria(rtype, query)?;
             tx.lock_key(&format!("{rtype}?{query}")).await?;
             match self.find_in(&mut tx, rtype, &criteria).await? {
                 Matches::None => {}
@@ -343,7 +345,7 @@ impl<S: Store> Service<S> {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome> {
         let (map, warnings) = self.parse_for(rtype, body)?;
-        let criteria = self.conditional_criteria(query)?;
+        let criteria = self.conditional_criteria(rtype, query)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.lock_key(&format!("{rtype}?{query}")).await?;
@@ -394,7 +396,7 @@ impl<S: Store> Service<S> {
     /// `DELETE [type]?criteria`: deletes the one match (several → 412).
     pub async fn conditional_delete(&self, rtype: &str, query: &str) -> Result<DeleteOutcome> {
         check_type(rtype)?;
-        let criteria = self.conditional_criteria(query)?;
+        let criteria = self.conditional_criteria(rtype, query)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let out = match self.find_in(&mut tx, rtype, &criteria).await? {
@@ -429,7 +431,7 @@ impl<S: Store> Service<S> {
         let mut query = HistoryQuery {
             rtype: rtype.map(str::to_owned),
             id: id.map(str::to_owned),
-            limit: query::DEFAULT_COUNT,
+            limit: searching::DEFAULT_COUNT,
             ..HistoryQuery::default()
         };
         let mut kept: Vec<(String, String)> = Vec::new();
@@ -447,7 +449,7 @@ impl<S: Store> Service<S> {
                     let n: usize = value.parse().map_err(|_| {
                         CoreError::BadRequest("_count must be a non-negative integer".to_owned())
                     })?;
-                    query.limit = n.min(query::MAX_COUNT);
+                    query.limit = n.min(searching::MAX_COUNT);
                     kept.push((name.clone(), value.clone()));
                 }
                 "_cursor" => {
@@ -533,76 +535,6 @@ impl<S: Store> Service<S> {
         Ok(w.finish())
     }
 
-    // ----- search -----
-
-    /// `GET [type]?…` over the parameters [`query`] supports.
-    /// Returns a `searchset` Bundle and the parameters ignored (lenient).
-    pub async fn search(
-        &self,
-        rtype: &str,
-        params: &[(String, String)],
-        lenient: bool,
-    ) -> Result<(String, Vec<String>)> {
-        check_type(rtype)?;
-        let search = query::parse_search(params, lenient)?;
-        let limit = search.count;
-        let rows = if limit == 0 {
-            vec![]
-        } else {
-            self.store
-                .search(&SearchQuery {
-                    rtype: rtype.to_owned(),
-                    filters: search.criteria.clone(),
-                    sort: vec![],
-                    after: search.cursor.clone().map(|last_id| Cursor {
-                        values: vec![],
-                        last_id,
-                    }),
-                    limit: limit + 1,
-                })
-                .await?
-                .into_iter()
-                .map(|row| row.resource)
-                .collect::<Vec<_>>()
-        };
-        let has_next = rows.len() > limit;
-        let path = format!("{}/{rtype}", self.config.base_url);
-        let kept: Vec<(String, String)> = params
-            .iter()
-            .filter(|(n, _)| {
-                n != "_cursor" && n != "_format" && n != "_pretty" && !search.ignored.contains(n)
-            })
-            .cloned()
-            .collect();
-        let mut w = BundleWriter::new(
-            "searchset",
-            &self.ids.new_id(),
-            &instant::to_instant(self.clock.now()),
-        );
-        let self_link = link(&path, &kept, search.cursor.as_deref());
-        let shown: Vec<&store::StoredResource> = rows.iter().take(limit).collect();
-        let next_link = match (has_next, shown.last()) {
-            (true, Some(last)) => Some(link(&path, &kept, Some(&last.id))),
-            _ => None,
-        };
-        let mut links = vec![("self", self_link.as_str())];
-        if let Some(n) = &next_link {
-            links.push(("next", n.as_str()));
-        }
-        w.links(&links);
-        for r in shown {
-            let full_url = format!("{}/{}/{}", self.config.base_url, r.rtype, r.id);
-            w.entry(
-                Some(&full_url),
-                r.body.as_deref(),
-                Some("match"),
-                None,
-                None,
-            );
-        }
-        Ok((w.finish(), search.ignored))
-    }
-
     // ----- $validate -----
 
     /// `POST [type]/$validate` and `POST [type]/[id]/$validate`: the body is
@@ -633,15 +565,26 @@ impl<S: Store> Service<S> {
 
     // ----- shared pieces -----
 
-    fn conditional_criteria(&self, query: &str) -> Result<Vec<Filter>> {
+    /// The filters of a conditional interaction's criteria (any search
+    /// parameters; result parameters make no sense there and are refused).
+    fn conditional_criteria(&self, rtype: &str, query: &str) -> Result<Vec<Filter>> {
         let pairs = query::parse_query_string(query)?;
-        let search = query::parse_search(&pairs, false)?;
-        if search.criteria.is_empty() {
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(n, _)| n.starts_with('_') && search::is_result_parameter(n))
+        {
+            return Err(CoreError::BadRequest(format!(
+                "{name} has no meaning in conditional criteria"
+            )));
+        }
+        let search = search::parse(rtype, &pairs, self.clock.now(), false)?;
+        let criteria = search.filters;
+        if criteria.is_empty() {
             return Err(CoreError::BadRequest(
                 "conditional interactions need search criteria".to_owned(),
             ));
         }
-        Ok(search.criteria)
+        Ok(criteria)
     }
 
     async fn find_in(&self, tx: &mut S::Tx, rtype: &str, criteria: &[Filter]) -> Result<Matches> {

@@ -92,8 +92,9 @@ pub fn stamp(
     out.insert("meta".to_owned(), Value::Object(new_meta));
     out.extend(map);
 
+    let out = Value::Object(out);
     let (patient_id, index) = index(rtype, id, &out);
-    let body = serde_json::to_string(&Value::Object(out)).map_err(|_| CoreError::Internal)?;
+    let body = serde_json::to_string(&out).map_err(|_| CoreError::Internal)?;
     Ok(Stamped {
         body,
         patient_id,
@@ -103,54 +104,13 @@ pub fn stamp(
 
 /// Names the rules [`index`] applies; stored with the index so that a
 /// change of rules triggers a rebuild at start-up.
-pub const INDEX_VERSION: &str = "1-identifier";
+pub const INDEX_VERSION: &str = "2-r4-search-parameters";
 
-/// The Patient compartment and the index rows of a resource.
-pub fn index(rtype: &str, id: &str, map: &Map<String, Value>) -> (Option<String>, Vec<IndexRow>) {
-    (compartment_patient(rtype, id, map), index_rows(map))
-}
-
-/// Elements that point at the patient a resource is about, in the order they
-/// are tried. A stopgap until the search work derives compartments from the
-/// official CompartmentDefinition through FHIRPath.
-const PATIENT_ELEMENTS: &[&str] = &["patient", "subject", "beneficiary", "individual", "who"];
-
-/// The Patient compartment a resource belongs to: a Patient is its own;
-/// others follow their first patient-pointing reference.
-pub fn compartment_patient(rtype: &str, id: &str, map: &Map<String, Value>) -> Option<String> {
-    if rtype == "Patient" {
-        return Some(id.to_owned());
-    }
-    PATIENT_ELEMENTS.iter().find_map(|name| {
-        let reference = map.get(*name)?.get("reference")?.as_str()?;
-        let rest = reference.strip_prefix("Patient/")?;
-        let pid = rest.split('/').next()?;
-        fhir::is_valid_id(pid).then(|| pid.to_owned())
-    })
-}
-
-/// Index rows for the parameters this server can search today: `identifier`.
-fn index_rows(map: &Map<String, Value>) -> Vec<IndexRow> {
-    let mut rows = Vec::new();
-    let identifiers: Vec<&Value> = match map.get("identifier") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => vec![],
-    };
-    for ident in identifiers {
-        if let Some(code) = ident.get("value").and_then(Value::as_str) {
-            rows.push(IndexRow::Token {
-                param: "identifier".to_owned(),
-                system: ident
-                    .get("system")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                code: Some(code.to_owned()),
-                text: None,
-            });
-        }
-    }
-    rows
+/// The Patient compartment and the index rows of a resource, from the
+/// official R4 SearchParameters and CompartmentDefinition.
+pub fn index(rtype: &str, id: &str, resource: &Value) -> (Option<String>, Vec<IndexRow>) {
+    let rows = search::extract(rtype, resource);
+    (search::patient_compartment(rtype, id, &rows), rows)
 }
 
 /// Calls `f` on every `Reference.reference` string in the resource (contained
@@ -203,37 +163,7 @@ mod tests {
             r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"2","lastUpdated":"1970-01-01T00:00:00.000000Z","tag":[{"code":"t"}]},"gender":"male"}"#
         );
         assert_eq!(s.patient_id.as_deref(), Some("p1"));
-    }
-
-    #[test]
-    fn compartment_and_index() {
-        let m = obj(
-            json!({"resourceType":"Observation","subject":{"reference":"Patient/abc"},
-            "identifier":[{"system":"s","value":"1"},{"value":"2"}]}),
-        );
-        assert_eq!(
-            compartment_patient("Observation", "o", &m).as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            index_rows(&m),
-            vec![
-                IndexRow::Token {
-                    param: "identifier".into(),
-                    system: Some("s".into()),
-                    code: Some("1".into()),
-                    text: None,
-                },
-                IndexRow::Token {
-                    param: "identifier".into(),
-                    system: None,
-                    code: Some("2".into()),
-                    text: None,
-                },
-            ]
-        );
-        let m = obj(json!({"resourceType":"Observation","subject":{"reference":"Group/abc"}}));
-        assert_eq!(compartment_patient("Observation", "o", &m), None);
+        assert!(s.index.iter().any(|r| matches!(r, IndexRow::Token { param, code: Some(c), .. } if param == "gender" && c == "male")));
     }
 
     #[test]

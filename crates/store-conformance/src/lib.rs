@@ -881,11 +881,15 @@ async fn search_filters<S: Store>(s: S) {
         matching(&s, "Observation", vec![n(Prefix::Eq, 4.5, 5.5)]).await,
         ["o1"]
     );
+    assert_eq!(
+        matching(&s, "Observation", vec![n(Prefix::Eq, 4.95, 5.05)]).await,
+        ["o1"],
+        "a stored 5 equals a search for 5.0 (the value lies in the search range)"
+    );
     assert!(
-        matching(&s, "Observation", vec![n(Prefix::Eq, 4.95, 5.05)])
+        matching(&s, "Observation", vec![n(Prefix::Eq, 5.95, 6.05)])
             .await
-            .is_empty(),
-        "5.0 is less precise than 5.0x"
+            .is_empty()
     );
     assert_eq!(
         matching(&s, "Observation", vec![n(Prefix::Lt, 6.5, 7.5)]).await,

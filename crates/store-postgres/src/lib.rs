@@ -441,63 +441,80 @@ fn index_insert(row: &IndexRow) -> (IndexKind, &'static str, Vec<Box<dyn ToSql +
     }
 }
 
-/// Replaces the index rows of `rtype/id`: one multi-row INSERT per table.
-async fn write_index(
-    client: &Object,
-    rtype: &str,
-    id: &str,
-    patient: Option<&str>,
-    rows: &[IndexRow],
-    had_rows: bool,
-) -> Result<()> {
-    if had_rows {
-        for kind in INDEX_TABLES {
-            let stmt = client
-                .prepare_cached(&format!(
-                    "DELETE FROM {} WHERE rtype = $1 AND id = $2",
-                    store_sql::table(kind)
-                ))
-                .await
-                .map_err(db_error)?;
-            client
-                .execute(&stmt, &[&rtype, &id])
-                .await
-                .map_err(db_error)?;
-        }
-    }
+/// An index row waiting to be written, with its owner.
+struct PendingRow {
+    rtype: String,
+    id: String,
+    patient: Option<String>,
+    row: IndexRow,
+}
+
+/// Deletes every index row of `rtype/id`, in one round trip.
+async fn delete_index(client: &Object, rtype: &str, id: &str) -> Result<()> {
+    let ctes: Vec<String> = INDEX_TABLES
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            format!(
+                "d{i} AS (DELETE FROM {} WHERE rtype = $1 AND id = $2)",
+                store_sql::table(*k)
+            )
+        })
+        .collect();
+    let sql = format!("WITH {} SELECT 1", ctes.join(", "));
+    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    client
+        .execute(&stmt, &[&rtype, &id])
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// PostgreSQL accepts at most 65,535 bind values per statement.
+const MAX_BINDS: usize = 30_000;
+
+/// Writes pending index rows: one multi-row INSERT per table (chunked),
+/// however many resources the transaction wrote.
+async fn flush_index(client: &Object, pending: Vec<PendingRow>) -> Result<()> {
     let mut by_kind: Vec<(IndexKind, &'static str, Vec<Args>)> = Vec::new();
-    for row in rows {
-        let (kind, cols, vals) = index_insert(row);
+    for p in pending {
+        let (kind, cols, vals) = index_insert(&p.row);
+        let mut all: Args = Vec::with_capacity(vals.len() + 3);
+        all.push(Box::new(p.rtype));
+        all.push(Box::new(p.id));
+        all.push(Box::new(p.patient));
+        all.extend(vals);
         match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
-            Some((_, _, list)) => list.push(vals),
-            None => by_kind.push((kind, cols, vec![vals])),
+            Some((_, _, list)) => list.push(all),
+            None => by_kind.push((kind, cols, vec![all])),
         }
     }
     for (kind, cols, list) in by_kind {
-        let mut args: Args = vec![
-            Box::new(rtype.to_owned()),
-            Box::new(id.to_owned()),
-            Box::new(patient.map(str::to_owned)),
-        ];
-        let mut sql = format!(
-            "INSERT INTO {} (rtype, id, patient_id, {cols}) VALUES ",
-            store_sql::table(kind)
-        );
-        for (i, vals) in list.into_iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
+        let width = list.first().map_or(1, Vec::len).max(1);
+        let per_statement = (MAX_BINDS / width).max(1);
+        let mut rows = list.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut args: Args = Vec::new();
+            let mut sql = format!(
+                "INSERT INTO {} (rtype, id, patient_id, {cols}) VALUES ",
+                store_sql::table(kind)
+            );
+            for (i, vals) in rows.by_ref().take(per_statement).enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let mut placeholders = Vec::with_capacity(vals.len());
+                for v in vals {
+                    args.push(v);
+                    placeholders.push(format!("${}", args.len()));
+                }
+                sql.push_str(&format!("({})", placeholders.join(", ")));
             }
-            let mut placeholders = vec!["$1".to_owned(), "$2".to_owned(), "$3".to_owned()];
-            for v in vals {
-                args.push(v);
-                placeholders.push(format!("${}", args.len()));
-            }
-            sql.push_str(&format!("({})", placeholders.join(", ")));
+            client
+                .execute(sql.as_str(), &refs(&args))
+                .await
+                .map_err(db_error)?;
         }
-        client
-            .execute(sql.as_str(), &refs(&args))
-            .await
-            .map_err(db_error)?;
     }
     Ok(())
 }
@@ -552,6 +569,8 @@ impl store::Store for PostgresStore {
         client.batch_execute("BEGIN").await.map_err(db_error)?;
         Ok(PostgresTx {
             client: Some(client),
+            pending: Vec::new(),
+            queued: Default::default(),
         })
     }
 
@@ -776,6 +795,11 @@ impl store::Store for PostgresStore {
 pub struct PostgresTx {
     /// `None` once committed.
     client: Option<Object>,
+    /// Index rows not yet written: flushed in bulk before any read of the
+    /// index inside this transaction, and at commit.
+    pending: Vec<PendingRow>,
+    /// The owners in `pending`, to skip the scan when a key is new.
+    queued: std::collections::HashSet<Key>,
 }
 
 impl PostgresTx {
@@ -783,6 +807,29 @@ impl PostgresTx {
         self.client
             .as_ref()
             .ok_or_else(|| StoreError::Internal("transaction already ended".to_owned()))
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.queued.clear();
+        flush_index(self.client()?, pending).await
+    }
+
+    /// Queues `rows` as the index of `rtype/id`, replacing anything queued
+    /// for it earlier in this transaction.
+    fn queue(&mut self, rtype: &str, id: &str, patient: Option<&str>, rows: &[IndexRow]) {
+        if !self.queued.insert((rtype.to_owned(), id.to_owned())) {
+            self.pending.retain(|p| !(p.rtype == rtype && p.id == id));
+        }
+        self.pending.extend(rows.iter().map(|row| PendingRow {
+            rtype: rtype.to_owned(),
+            id: id.to_owned(),
+            patient: patient.map(str::to_owned),
+            row: row.clone(),
+        }));
     }
 }
 
@@ -844,6 +891,7 @@ impl store::Tx for PostgresTx {
     }
 
     async fn find(&mut self, rtype: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>> {
+        self.flush().await?;
         find_ids(self.client()?, rtype, filters, limit).await
     }
 
@@ -902,15 +950,10 @@ impl store::Tx for PostgresTx {
             .map_err(map)?
             .ok_or_else(conflict)?;
         let seq: i64 = row.try_get(0).map_err(db_error)?;
-        write_index(
-            client,
-            &v.rtype,
-            &v.id,
-            v.patient_id.as_deref(),
-            &v.index,
-            version > 1,
-        )
-        .await?;
+        if version > 1 {
+            delete_index(client, &v.rtype, &v.id).await?;
+        }
+        self.queue(&v.rtype, &v.id, v.patient_id.as_deref(), &v.index);
         Ok(seq)
     }
 
@@ -929,7 +972,9 @@ impl store::Tx for PostgresTx {
             )
             .await
             .map_err(db_error)?;
-        write_index(client, rtype, id, patient_id, rows, true).await
+        delete_index(client, rtype, id).await?;
+        self.queue(rtype, id, patient_id, rows);
+        Ok(())
     }
 
     async fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
@@ -944,6 +989,7 @@ impl store::Tx for PostgresTx {
     }
 
     async fn commit(mut self) -> Result<()> {
+        self.flush().await?;
         let client = self
             .client
             .take()

@@ -182,6 +182,28 @@ fn range_cond(
     }
 }
 
+/// The comparison of an indexed *value* (a number or quantity: a point)
+/// with a search range. `eq`/`ne`/`ap` use the range the search value's
+/// precision implies (100 means [99.5, 100.5]); the order prefixes compare
+/// with the search value itself (the middle of that range), so `lt100`
+/// matches 99.7.
+fn point_cond(b: &mut Builder, v: &str, prefix: Prefix, low: f64, high: f64) -> String {
+    let mid = low / 2.0 + high / 2.0;
+    let within = |b: &mut Builder| {
+        let sl = b.arg(SqlValue::Real(low));
+        let sh = b.arg(SqlValue::Real(high));
+        format!("({v} >= {sl} AND {v} <= {sh})")
+    };
+    match prefix {
+        Prefix::Eq | Prefix::Overlaps => within(b),
+        Prefix::Ne => format!("NOT {}", within(b)),
+        Prefix::Gt | Prefix::Sa => format!("{v} > {}", b.arg(SqlValue::Real(mid))),
+        Prefix::Lt | Prefix::Eb => format!("{v} < {}", b.arg(SqlValue::Real(mid))),
+        Prefix::Ge => format!("{v} >= {}", b.arg(SqlValue::Real(mid))),
+        Prefix::Le => format!("{v} <= {}", b.arg(SqlValue::Real(mid))),
+    }
+}
+
 fn date_value(b: &mut Builder, lo: &str, hi: &str, v: &RangeValue<Micros>) -> String {
     range_cond(
         b,
@@ -193,15 +215,8 @@ fn date_value(b: &mut Builder, lo: &str, hi: &str, v: &RangeValue<Micros>) -> St
     )
 }
 
-fn real_value(b: &mut Builder, lo: &str, hi: &str, v: &RangeValue<f64>) -> String {
-    range_cond(
-        b,
-        lo,
-        hi,
-        v.prefix,
-        SqlValue::Real(v.low),
-        SqlValue::Real(v.high),
-    )
+fn real_value(b: &mut Builder, value: &str, v: &RangeValue<f64>) -> String {
+    point_cond(b, value, v.prefix, v.low, v.high)
 }
 
 fn token_cond(b: &mut Builder, t: &str, sys_col: &str, code_col: &str, v: &TokenValue) -> String {
@@ -230,14 +245,13 @@ fn quantity_cond(
     v: &QuantityValue,
 ) -> String {
     let (sys, code, unit, lo, hi) = cols;
-    let mut parts = vec![range_cond(
-        b,
-        &format!("{t}.{lo}"),
-        &format!("{t}.{hi}"),
-        v.prefix,
-        SqlValue::Real(v.low),
-        SqlValue::Real(v.high),
-    )];
+    // The indexed value: the `value` column, or the middle of a composite's range.
+    let value = if lo == "low" {
+        format!("{t}.value")
+    } else {
+        format!("({t}.{lo} + {t}.{hi}) / 2")
+    };
+    let mut parts = vec![point_cond(b, &value, v.prefix, v.low, v.high)];
     match (&v.system, &v.code) {
         (Some(s), Some(c)) => {
             let ps = b.text(s);
@@ -366,7 +380,7 @@ fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
         Filter::Number { param, any_of } => exists(b, alias, IndexKind::Number, param, |b, t| {
             or(any_of
                 .iter()
-                .map(|v| real_value(b, &format!("{t}.low"), &format!("{t}.high"), v))
+                .map(|v| real_value(b, &format!("{t}.value"), v))
                 .collect())
         }),
         Filter::Quantity { param, any_of } => {

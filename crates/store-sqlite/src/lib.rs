@@ -57,6 +57,34 @@ struct Inner {
     config: SqliteConfig,
     writer: Arc<tokio::sync::Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
+    /// Wakes the checkpointer after commits. Dropping the store drops the
+    /// sender, which ends the checkpointer thread.
+    checkpoints: Mutex<std::sync::mpsc::Sender<()>>,
+}
+
+/// Copies committed WAL frames into the database file on its own thread
+/// and connection (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks
+/// readers or the writer), so that commits do not pay for checkpoints.
+/// Automatic checkpoints are off on every connection.
+fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::Sender<()>> {
+    let conn = open_connection(&path, durable)?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".to_owned())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                // Coalesce the commits that arrived meanwhile into one checkpoint.
+                while rx.try_recv().is_ok() {}
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "sqlite checkpoint failed; retrying after the next commit");
+                }
+            }
+        })
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot start the checkpoint thread");
+            StoreError::Unavailable("cannot start the checkpoint thread".to_owned())
+        })?;
+    Ok(tx)
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -87,7 +115,7 @@ fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
     let sync = if durable { "FULL" } else { "NORMAL" };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; \
-         PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
+         PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;"
     ))
     .map_err(internal)?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -107,11 +135,13 @@ impl SqliteStore {
         }
         let mut writer = open_connection(&config.path, config.durable)?;
         migrate(&mut writer)?;
+        let checkpoints = spawn_checkpointer(config.path.clone(), config.durable)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 config,
                 writer: Arc::new(tokio::sync::Mutex::new(writer)),
                 readers: Mutex::new(Vec::new()),
+                checkpoints: Mutex::new(checkpoints),
             }),
         })
     }
@@ -248,67 +278,164 @@ const INDEX_TABLES: [IndexKind; 8] = [
     IndexKind::Composite,
 ];
 
-/// Replaces the index rows of `rtype/id` with `rows`.
-fn write_index(
-    conn: &Connection,
-    rtype: &str,
-    id: &str,
-    patient: Option<&str>,
-    rows: &[IndexRow],
-    had_rows: bool,
-) -> Result<()> {
-    if had_rows {
-        for kind in INDEX_TABLES {
-            conn.prepare_cached(&format!(
-                "DELETE FROM {} WHERE rtype = ?1 AND id = ?2",
-                store_sql::table(kind)
-            ))
-            .map_err(internal)?
-            .execute(params![rtype, id])
-            .map_err(internal)?;
+/// An index row waiting to be written, with its owner.
+struct PendingRow {
+    rtype: String,
+    id: String,
+    patient: Option<String>,
+    row: IndexRow,
+}
+
+fn delete_index(conn: &Connection, rtype: &str, id: &str) -> Result<()> {
+    for kind in INDEX_TABLES {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {} WHERE rtype = ?1 AND id = ?2",
+            store_sql::table(kind)
+        ))
+        .map_err(internal)?
+        .execute(params![rtype, id])
+        .map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// The table, column list and values of one index row (after the owner
+/// columns `rtype, id, patient_id`).
+fn index_values(row: &IndexRow) -> (IndexKind, &'static str, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as V;
+    let t = |s: &str| V::Text(s.to_owned());
+    let ot = |s: &Option<String>| s.as_deref().map_or(V::Null, t);
+    let r = |f: f64| V::Real(f);
+    let on = |f: Option<f64>| f.map_or(V::Null, V::Real);
+    let oi = |i: Option<i64>| i.map_or(V::Null, V::Integer);
+    match row {
+        IndexRow::String {
+            param,
+            normalized,
+            exact,
+        } => (
+            IndexKind::String,
+            "param, normalized, exact",
+            vec![t(param), t(normalized), t(exact)],
+        ),
+        IndexRow::Token {
+            param,
+            system,
+            code,
+            text,
+        } => (
+            IndexKind::Token,
+            "param, system, code, text",
+            vec![t(param), ot(system), ot(code), ot(text)],
+        ),
+        IndexRow::Reference {
+            param,
+            target_type,
+            target_id,
+            url,
+        } => (
+            IndexKind::Reference,
+            "param, target_type, target_id, url",
+            vec![t(param), ot(target_type), ot(target_id), ot(url)],
+        ),
+        IndexRow::Date { param, low, high } => (
+            IndexKind::Date,
+            "param, low, high",
+            vec![t(param), V::Integer(*low), V::Integer(*high)],
+        ),
+        IndexRow::Number {
+            param,
+            value,
+            low,
+            high,
+        } => (
+            IndexKind::Number,
+            "param, value, low, high",
+            vec![t(param), r(*value), r(*low), r(*high)],
+        ),
+        IndexRow::Quantity {
+            param,
+            system,
+            code,
+            unit,
+            value,
+            low,
+            high,
+        } => (
+            IndexKind::Quantity,
+            "param, system, code, unit, value, low, high",
+            vec![
+                t(param),
+                ot(system),
+                ot(code),
+                ot(unit),
+                r(*value),
+                r(*low),
+                r(*high),
+            ],
+        ),
+        IndexRow::Uri { param, value } => {
+            (IndexKind::Uri, "param, value", vec![t(param), t(value)])
+        }
+        IndexRow::Composite {
+            param,
+            system,
+            code,
+            second,
+        } => {
+            let (ss, sc, ln, hn, ld, hd, st) = composite_columns(second);
+            (
+                IndexKind::Composite,
+                "param, system, code, s_system, s_code, s_low_n, s_high_n, s_low_d, s_high_d, s_str",
+                vec![
+                    t(param),
+                    ot(system),
+                    t(code),
+                    ss.map_or(V::Null, t),
+                    sc.map_or(V::Null, t),
+                    on(ln),
+                    on(hn),
+                    oi(ld),
+                    oi(hd),
+                    st.map_or(V::Null, t),
+                ],
+            )
         }
     }
-    for row in rows {
-        match row {
-            IndexRow::String { param, normalized, exact } => conn
-                .prepare_cached("INSERT INTO idx_string (rtype, id, param, normalized, exact, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .map_err(internal)?
-                .execute(params![rtype, id, param, normalized, exact, patient]),
-            IndexRow::Token { param, system, code, text } => conn
-                .prepare_cached("INSERT INTO idx_token (rtype, id, param, system, code, text, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-                .map_err(internal)?
-                .execute(params![rtype, id, param, system, code, text, patient]),
-            IndexRow::Reference { param, target_type, target_id, url } => conn
-                .prepare_cached("INSERT INTO idx_reference (rtype, id, param, target_type, target_id, url, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-                .map_err(internal)?
-                .execute(params![rtype, id, param, target_type, target_id, url, patient]),
-            IndexRow::Date { param, low, high } => conn
-                .prepare_cached("INSERT INTO idx_date (rtype, id, param, low, high, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .map_err(internal)?
-                .execute(params![rtype, id, param, low, high, patient]),
-            IndexRow::Number { param, value, low, high } => conn
-                .prepare_cached("INSERT INTO idx_number (rtype, id, param, value, low, high, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-                .map_err(internal)?
-                .execute(params![rtype, id, param, value, low, high, patient]),
-            IndexRow::Quantity { param, system, code, unit, value, low, high } => conn
-                .prepare_cached("INSERT INTO idx_quantity (rtype, id, param, system, code, unit, value, low, high, patient_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
-                .map_err(internal)?
-                .execute(params![rtype, id, param, system, code, unit, value, low, high, patient]),
-            IndexRow::Uri { param, value } => conn
-                .prepare_cached("INSERT INTO idx_uri (rtype, id, param, value, patient_id) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .map_err(internal)?
-                .execute(params![rtype, id, param, value, patient]),
-            IndexRow::Composite { param, system, code, second } => {
-                let (s_system, s_code, s_low_n, s_high_n, s_low_d, s_high_d, s_str) = composite_columns(second);
-                conn.prepare_cached(
-                    "INSERT INTO idx_composite (rtype, id, param, system, code, s_system, s_code, s_low_n, s_high_n, s_low_d, s_high_d, s_str, patient_id) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                )
-                .map_err(internal)?
-                .execute(params![rtype, id, param, system, code, s_system, s_code, s_low_n, s_high_n, s_low_d, s_high_d, s_str, patient])
-            }
+}
+
+/// Rows per multi-row INSERT (well under SQLite's bind limit).
+const ROWS_PER_INSERT: usize = 200;
+
+/// Writes pending index rows with multi-row INSERTs, one table at a time.
+fn flush_index(conn: &Connection, pending: Vec<PendingRow>) -> Result<()> {
+    use rusqlite::types::Value as V;
+    let mut by_kind: Vec<(IndexKind, &'static str, Vec<Vec<V>>)> = Vec::new();
+    for p in pending {
+        let (kind, cols, vals) = index_values(&p.row);
+        let mut all = Vec::with_capacity(vals.len() + 3);
+        all.push(V::Text(p.rtype));
+        all.push(V::Text(p.id));
+        all.push(p.patient.map_or(V::Null, V::Text));
+        all.extend(vals);
+        match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some((_, _, list)) => list.push(all),
+            None => by_kind.push((kind, cols, vec![all])),
         }
-        .map_err(internal)?;
+    }
+    for (kind, cols, list) in by_kind {
+        for chunk in list.chunks(ROWS_PER_INSERT) {
+            let width = chunk.first().map_or(0, Vec::len);
+            let one = format!("({})", vec!["?"; width].join(", "));
+            let sql = format!(
+                "INSERT INTO {} (rtype, id, patient_id, {cols}) VALUES {}",
+                store_sql::table(kind),
+                vec![one.as_str(); chunk.len()].join(", ")
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+            stmt.execute(params_from_iter(chunk.iter().flatten()))
+                .map_err(internal)?;
+        }
     }
     Ok(())
 }
@@ -388,7 +515,13 @@ impl store::Store for SqliteStore {
     async fn begin(&self) -> Result<SqliteTx> {
         let guard = self.inner.writer.clone().lock_owned().await;
         guard.execute_batch("BEGIN IMMEDIATE").map_err(internal)?;
-        Ok(SqliteTx { conn: Some(guard) })
+        let checkpoints = self.inner.checkpoints.lock().ok().map(|s| s.clone());
+        Ok(SqliteTx {
+            conn: Some(guard),
+            pending: Vec::new(),
+            queued: Default::default(),
+            checkpoints,
+        })
     }
 
     async fn read(&self, rtype: &str, id: &str) -> Result<Option<StoredResource>> {
@@ -629,6 +762,12 @@ impl store::Store for SqliteStore {
 pub struct SqliteTx {
     /// `None` once committed.
     conn: Option<OwnedMutexGuard<Connection>>,
+    /// Index rows not yet written: flushed in bulk before any read of the
+    /// index inside this transaction, and at commit.
+    pending: Vec<PendingRow>,
+    /// The owners in `pending`, to skip the scan when a key is new.
+    queued: std::collections::HashSet<Key>,
+    checkpoints: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl SqliteTx {
@@ -636,6 +775,29 @@ impl SqliteTx {
         self.conn
             .as_deref()
             .ok_or_else(|| StoreError::Internal("transaction already ended".to_owned()))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.queued.clear();
+        flush_index(self.conn()?, pending)
+    }
+
+    /// Queues `rows` as the index of `rtype/id`, replacing anything queued
+    /// for it earlier in this transaction.
+    fn queue(&mut self, rtype: &str, id: &str, patient: Option<&str>, rows: &[IndexRow]) {
+        if !self.queued.insert((rtype.to_owned(), id.to_owned())) {
+            self.pending.retain(|p| !(p.rtype == rtype && p.id == id));
+        }
+        self.pending.extend(rows.iter().map(|row| PendingRow {
+            rtype: rtype.to_owned(),
+            id: id.to_owned(),
+            patient: patient.map(str::to_owned),
+            row: row.clone(),
+        }));
     }
 }
 
@@ -655,6 +817,7 @@ impl store::Tx for SqliteTx {
     }
 
     async fn find(&mut self, rtype: &str, filters: &[Filter], limit: usize) -> Result<Vec<String>> {
+        self.flush()?;
         find_ids(self.conn()?, rtype, filters, limit)
     }
 
@@ -697,14 +860,10 @@ impl store::Tx for SqliteTx {
         .map_err(internal)?
         .execute(params![v.rtype, v.id, version, seq, v.deleted, v.patient_id, v.last_updated])
         .map_err(internal)?;
-        write_index(
-            conn,
-            &v.rtype,
-            &v.id,
-            v.patient_id.as_deref(),
-            &v.index,
-            current.is_some(),
-        )?;
+        if current.is_some() {
+            delete_index(conn, &v.rtype, &v.id)?;
+        }
+        self.queue(&v.rtype, &v.id, v.patient_id.as_deref(), &v.index);
         Ok(seq)
     }
 
@@ -722,7 +881,9 @@ impl store::Tx for SqliteTx {
         .map_err(internal)?
         .execute(params![rtype, id, patient_id])
         .map_err(internal)?;
-        write_index(conn, rtype, id, patient_id, rows, true)
+        delete_index(conn, rtype, id)?;
+        self.queue(rtype, id, patient_id, rows);
+        Ok(())
     }
 
     async fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
@@ -736,6 +897,7 @@ impl store::Tx for SqliteTx {
     }
 
     async fn commit(mut self) -> Result<()> {
+        self.flush()?;
         let conn = self
             .conn
             .take()
@@ -744,6 +906,10 @@ impl store::Tx for SqliteTx {
             // Leave nothing half-open on the shared writer connection.
             let _ = conn.execute_batch("ROLLBACK");
             return Err(internal(e));
+        }
+        if let Some(c) = &self.checkpoints {
+            // The checkpointer only stops when the store is dropped.
+            let _ = c.send(());
         }
         Ok(())
     }

@@ -20,8 +20,8 @@ use crate::Micros;
 /// One index entry derived from a resource version.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexRow {
-    /// `normalized`: lower case, accents and punctuation folded, white space
-    /// collapsed (default and `:contains` matching); `exact`: as written.
+    /// `normalized`: lower case, accents folded, white space collapsed
+    /// (default and `:contains` matching); `exact`: as written.
     String {
         param: String,
         normalized: String,
@@ -49,7 +49,9 @@ pub enum IndexRow {
         low: Micros,
         high: Micros,
     },
-    /// A decimal and the range its precision implies.
+    /// A decimal and the range its precision implies. Searches compare the
+    /// value with the search range (see `Prefix`): a stored 100 matches a
+    /// search for 100.0.
     Number {
         param: String,
         value: f64,
@@ -102,8 +104,11 @@ pub enum CompositeValue {
 }
 
 /// How an ordered value is compared (FHIR search prefixes, R4 3.1.1.4.2).
-/// The target is the indexed range `[t.low, t.high]`, the search value the
-/// range `[s.low, s.high]` its precision implies.
+/// For dates the target is the indexed range `[t.low, t.high]` and the
+/// search value the range `[s.low, s.high]` its precision implies, as
+/// described on each variant. Numbers and quantities are points: `Eq`, `Ne`
+/// and `Overlaps` test the value against `[s.low, s.high]`; the order
+/// prefixes compare it with the search value itself (the middle of the range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prefix {
     /// The search range contains the target range.

@@ -13,4 +13,5 @@
 mod bundles;
 mod harness;
 mod rest;
+mod search;
 mod shared_data;

@@ -1,0 +1,542 @@
+//! Search: the FHIR search parameters (parsed by the `search` crate into
+//! store filters), result parameters (`_sort`, `_count`, `_include`,
+//! `_revinclude`, `_total`, `_summary`, `_elements`), compartment search and
+//! `Patient/[id]/$everything`, answered as `searchset` Bundles.
+//!
+//! Paging uses an opaque keyset cursor (the sort values and id of the last
+//! row), so `next` links stay correct while data changes underneath.
+
+use serde_json::{Map, Value};
+use store::search::{Filter, ReferenceValue, SortValue};
+use store::{Cursor, Key, SearchQuery, Store, StoredResource};
+
+use crate::bundle_writer::BundleWriter;
+use crate::error::{CoreError, Result};
+use crate::{Service, check_id, check_type, instant};
+
+pub const DEFAULT_COUNT: usize = 50;
+pub const MAX_COUNT: usize = 1000;
+/// `_include:iterate` stops after this many rounds.
+const MAX_ITERATE: usize = 4;
+/// Included resources per page are capped (a hostile `*:iterate`).
+const MAX_INCLUDED: usize = 5000;
+
+impl From<search::SearchError> for CoreError {
+    fn from(e: search::SearchError) -> Self {
+        match e {
+            search::SearchError::UnknownParameter(p) => CoreError::UnknownParameter(p),
+            other => CoreError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+/// Encodes a cursor as an opaque, URL-safe string (hex of a JSON array).
+fn encode_cursor(values: &[SortValue], last_id: &str) -> String {
+    let mut items: Vec<Value> = values
+        .iter()
+        .map(|v| match v {
+            SortValue::Text(s) => serde_json::json!({"s": s}),
+            SortValue::Int(i) => serde_json::json!({"i": i}),
+            SortValue::Real(r) => serde_json::json!({"r": r}),
+        })
+        .collect();
+    items.push(Value::String(last_id.to_owned()));
+    Value::Array(items)
+        .to_string()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_cursor(s: &str) -> Result<Cursor> {
+    let bad = || CoreError::BadRequest("invalid paging cursor".to_owned());
+    if !s.len().is_multiple_of(2) || s.len() > 8192 {
+        return Err(bad());
+    }
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let mut items = v.as_array().cloned().ok_or_else(bad)?;
+    let last_id = items
+        .pop()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .ok_or_else(bad)?;
+    let values = items
+        .iter()
+        .map(|item| {
+            if let Some(s) = item.get("s").and_then(Value::as_str) {
+                Some(SortValue::Text(s.to_owned()))
+            } else if let Some(i) = item.get("i").and_then(Value::as_i64) {
+                Some(SortValue::Int(i))
+            } else {
+                item.get("r").and_then(Value::as_f64).map(SortValue::Real)
+            }
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(bad)?;
+    Ok(Cursor { values, last_id })
+}
+
+/// How resources are shaped on the way out (`_summary`, `_elements`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Shape {
+    Full,
+    Summary,
+    Text,
+    Data,
+    Elements(Vec<String>),
+}
+
+fn subsetted(map: &mut Map<String, Value>) {
+    let tag = serde_json::json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"});
+    let meta = map
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(meta) = meta.as_object_mut() {
+        let tags = meta.entry("tag").or_insert_with(|| Value::Array(vec![]));
+        if let Some(tags) = tags.as_array_mut() {
+            tags.push(tag);
+        }
+    }
+}
+
+/// Applies `_summary`/`_elements` to a stored body (unchanged for `Full`).
+fn shape(body: &str, rtype: &str, shape: &Shape) -> String {
+    if *shape == Shape::Full {
+        return body.to_owned();
+    }
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(body) else {
+        return body.to_owned();
+    };
+    let always = ["resourceType", "id", "meta"];
+    let keep = |key: &str, names: &[&str]| {
+        always.contains(&key) || names.iter().any(|n| fhir::summary::key_is_element(key, n))
+    };
+    let mut out: Map<String, Value> = match shape {
+        Shape::Full => map,
+        Shape::Data => map.into_iter().filter(|(k, _)| k != "text").collect(),
+        Shape::Summary => {
+            let names = fhir::summary::summary_elements(rtype).unwrap_or_default();
+            map.into_iter().filter(|(k, _)| keep(k, &names)).collect()
+        }
+        Shape::Text => {
+            let mut names = fhir::summary::mandatory_elements(rtype).unwrap_or_default();
+            names.push("text");
+            map.into_iter().filter(|(k, _)| keep(k, &names)).collect()
+        }
+        Shape::Elements(list) => {
+            let names: Vec<&str> = list.iter().map(String::as_str).collect();
+            map.into_iter().filter(|(k, _)| keep(k, &names)).collect()
+        }
+    };
+    subsetted(&mut out);
+    Value::Object(out).to_string()
+}
+
+/// `path?k=v&…`, percent-encoded, with the cursor last.
+fn link(path: &str, params: &[(String, String)], cursor: Option<&str>) -> String {
+    crate::link(path, params, cursor)
+}
+
+/// Parameters echoed in `self`/`next` links: everything the search used,
+/// minus the cursor and formatting, minus what lenient handling ignored.
+fn kept(params: &[(String, String)], ignored: &[String]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .filter(|(n, _)| {
+            !matches!(n.as_str(), "_cursor" | "_format" | "_pretty") && !ignored.contains(n)
+        })
+        .cloned()
+        .collect()
+}
+
+impl<S: Store> Service<S> {
+    /// `GET [type]?…` / `POST [type]/_search`: a `searchset` Bundle and the
+    /// parameters ignored under lenient handling.
+    pub async fn search(
+        &self,
+        rtype: &str,
+        params: &[(String, String)],
+        lenient: bool,
+    ) -> Result<(String, Vec<String>)> {
+        check_type(rtype)?;
+        let path = format!("{}/{rtype}", self.config.base_url);
+        self.search_with(rtype, params, lenient, vec![], &path)
+            .await
+    }
+
+    /// `GET Patient/[id]/[type]?…`: a search restricted to the patient's
+    /// compartment (the CompartmentDefinition's parameters for that type).
+    pub async fn compartment_search(
+        &self,
+        patient: &str,
+        rtype: &str,
+        params: &[(String, String)],
+        lenient: bool,
+    ) -> Result<(String, Vec<String>)> {
+        check_id(patient)?;
+        check_type(rtype)?;
+        let links = search::registry().compartment_params(rtype);
+        if links.is_empty() && rtype != "Patient" {
+            return Err(CoreError::BadRequest(format!(
+                "{rtype} is not in the Patient compartment"
+            )));
+        }
+        let filter = if rtype == "Patient" {
+            Filter::Id(vec![patient.to_owned()])
+        } else {
+            Filter::AnyOf(
+                links
+                    .iter()
+                    .map(|param| {
+                        vec![Filter::Reference {
+                            param: param.clone(),
+                            any_of: vec![ReferenceValue {
+                                target_type: Some("Patient".to_owned()),
+                                id: Some(patient.to_owned()),
+                                url: None,
+                            }],
+                        }]
+                    })
+                    .collect(),
+            )
+        };
+        let path = format!("{}/Patient/{patient}/{rtype}", self.config.base_url);
+        self.search_with(rtype, params, lenient, vec![filter], &path)
+            .await
+    }
+
+    async fn search_with(
+        &self,
+        rtype: &str,
+        params: &[(String, String)],
+        lenient: bool,
+        extra: Vec<Filter>,
+        path: &str,
+    ) -> Result<(String, Vec<String>)> {
+        let now = self.clock.now();
+        let parsed = search::parse(rtype, params, now, lenient)?;
+        let result = &parsed.result;
+        let count = result.count.unwrap_or(DEFAULT_COUNT).min(MAX_COUNT);
+        let mut filters = parsed.filters.clone();
+        filters.extend(extra);
+        let after = result.cursor.as_deref().map(decode_cursor).transpose()?;
+        let shape = match (&result.summary, result.elements.is_empty()) {
+            (Some(search::Summary::True), _) => Shape::Summary,
+            (Some(search::Summary::Text), _) => Shape::Text,
+            (Some(search::Summary::Data), _) => Shape::Data,
+            (_, false) => Shape::Elements(result.elements.clone()),
+            _ => Shape::Full,
+        };
+        let kept = kept(params, &parsed.ignored);
+        let mut w = BundleWriter::new("searchset", &self.ids.new_id(), &instant::to_instant(now));
+
+        if result.summary == Some(search::Summary::Count) {
+            w.total(self.store.count(rtype, &filters).await?);
+            let self_link = link(path, &kept, None);
+            w.links(&[("self", self_link.as_str())]);
+            return Ok((w.finish(), parsed.ignored));
+        }
+        if matches!(
+            result.total,
+            Some(search::Total::Accurate) | Some(search::Total::Estimate)
+        ) {
+            w.total(self.store.count(rtype, &filters).await?);
+        }
+
+        let rows = if count == 0 {
+            vec![]
+        } else {
+            self.store
+                .search(&SearchQuery {
+                    rtype: rtype.to_owned(),
+                    filters,
+                    sort: result.sort.clone(),
+                    after: after.clone(),
+                    limit: count + 1,
+                })
+                .await?
+        };
+        let has_next = rows.len() > count;
+        let page: Vec<_> = rows.into_iter().take(count).collect();
+
+        let self_cursor = result.cursor.clone();
+        let self_link = link(path, &kept, self_cursor.as_deref());
+        let next_link = match (has_next, page.last()) {
+            (true, Some(last)) => Some(link(
+                path,
+                &kept,
+                Some(&encode_cursor(&last.sort_values, &last.resource.id)),
+            )),
+            _ => None,
+        };
+        let mut links = vec![("self", self_link.as_str())];
+        if let Some(n) = &next_link {
+            links.push(("next", n.as_str()));
+        }
+        w.links(&links);
+
+        let matches: Vec<StoredResource> = page.into_iter().map(|r| r.resource).collect();
+        let included = self
+            .included(&matches, &result.include, &result.revinclude)
+            .await?;
+        for r in &matches {
+            self.entry(&mut w, r, "match", &shape);
+        }
+        for r in &included {
+            self.entry(&mut w, r, "include", &shape);
+        }
+        Ok((w.finish(), parsed.ignored))
+    }
+
+    fn entry(&self, w: &mut BundleWriter, r: &StoredResource, mode: &str, how: &Shape) {
+        let Some(body) = &r.body else { return };
+        let full_url = format!("{}/{}/{}", self.config.base_url, r.rtype, r.id);
+        let shaped = shape(body, &r.rtype, how);
+        w.entry(Some(&full_url), Some(&shaped), Some(mode), None, None);
+    }
+
+    /// The resources `_include` and `_revinclude` add to a page, without the
+    /// page's own matches and without duplicates.
+    async fn included(
+        &self,
+        matches: &[StoredResource],
+        include: &[search::Include],
+        revinclude: &[search::Include],
+    ) -> Result<Vec<StoredResource>> {
+        if include.is_empty() && revinclude.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut seen: std::collections::HashSet<Key> = matches
+            .iter()
+            .map(|r| (r.rtype.clone(), r.id.clone()))
+            .collect();
+        let mut out: Vec<StoredResource> = Vec::new();
+        let mut frontier: Vec<Key> = seen.iter().cloned().collect();
+        for round in 0..MAX_ITERATE {
+            let mut found: Vec<Key> = Vec::new();
+            for inc in include.iter().filter(|i| round == 0 || i.iterate) {
+                let sources: Vec<Key> = frontier
+                    .iter()
+                    .filter(|(t, _)| *t == inc.source_type)
+                    .cloned()
+                    .collect();
+                if sources.is_empty() {
+                    continue;
+                }
+                found.extend(
+                    self.store
+                        .references_from(&sources, inc.param.as_deref(), inc.target_type.as_deref())
+                        .await?,
+                );
+            }
+            for inc in revinclude.iter().filter(|i| round == 0 || i.iterate) {
+                let targets: Vec<Key> = frontier.clone();
+                if targets.is_empty() {
+                    continue;
+                }
+                found.extend(
+                    self.store
+                        .referrers(&inc.source_type, inc.param.as_deref(), &targets)
+                        .await?,
+                );
+            }
+            let fresh: Vec<Key> = found
+                .into_iter()
+                .filter(|k| seen.insert(k.clone()))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            let resources = self.store.read_many(&fresh).await?;
+            frontier = resources
+                .iter()
+                .map(|r| (r.rtype.clone(), r.id.clone()))
+                .collect();
+            out.extend(resources);
+            if out.len() >= MAX_INCLUDED {
+                out.truncate(MAX_INCLUDED);
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET Patient/[id]/$everything`: the patient, every resource in their
+    /// compartment, and the resources those refer to, paged by (type, id).
+    /// Takes `_since`, `_type`, `_count` and the cursor; `start`/`end`
+    /// restrict clinical dates (resources with a date outside are left out).
+    pub async fn everything(&self, patient: &str, params: &[(String, String)]) -> Result<String> {
+        check_id(patient)?;
+        match self.store.read("Patient", patient).await? {
+            Some(r) if !r.deleted => {}
+            Some(_) => {
+                return Err(CoreError::Gone {
+                    rtype: "Patient".into(),
+                    id: patient.into(),
+                });
+            }
+            None => {
+                return Err(CoreError::NotFound {
+                    rtype: "Patient".into(),
+                    id: patient.into(),
+                });
+            }
+        }
+        let mut query = store::CompartmentQuery {
+            patient_id: patient.to_owned(),
+            limit: DEFAULT_COUNT,
+            ..Default::default()
+        };
+        let mut kept_params = Vec::new();
+        for (name, value) in params {
+            match name.as_str() {
+                "_since" => {
+                    query.since = Some(instant::parse_instant(value).ok_or_else(|| {
+                        CoreError::BadRequest(
+                            "_since must be an instant, e.g. 2024-01-01T00:00:00Z".to_owned(),
+                        )
+                    })?);
+                    kept_params.push((name.clone(), value.clone()));
+                }
+                "_type" => {
+                    let types: Vec<String> = value.split(',').map(str::to_owned).collect();
+                    for t in &types {
+                        check_type(t)?;
+                    }
+                    query.types = Some(types);
+                    kept_params.push((name.clone(), value.clone()));
+                }
+                "_count" => {
+                    let n: usize = value.parse().map_err(|_| {
+                        CoreError::BadRequest("_count must be a non-negative integer".to_owned())
+                    })?;
+                    query.limit = n.min(MAX_COUNT);
+                    kept_params.push((name.clone(), value.clone()));
+                }
+                "start" | "end" => {
+                    let bound = instant::parse_instant(value)
+                        .ok_or_else(|| CoreError::BadRequest(format!("{name} must be a date")))?;
+                    if name == "start" {
+                        query.start = Some(bound);
+                    } else {
+                        // `end` is inclusive of the whole day/period given.
+                        query.end = search::parse_date_range(value)
+                            .map(|(_, high)| high)
+                            .or(Some(bound));
+                    }
+                    kept_params.push((name.clone(), value.clone()));
+                }
+                "_cursor" => {
+                    let c = decode_cursor(value)?;
+                    let rtype = match c.values.first() {
+                        Some(SortValue::Text(t)) => t.clone(),
+                        _ => return Err(CoreError::BadRequest("invalid paging cursor".to_owned())),
+                    };
+                    query.after = Some((rtype, c.last_id));
+                }
+                "_format" | "_pretty" => {}
+                other => return Err(CoreError::UnknownParameter(other.to_owned())),
+            }
+        }
+        let limit = query.limit;
+        query.limit = limit + 1;
+        let mut rows = if limit == 0 {
+            vec![]
+        } else {
+            self.store.compartment(&query).await?
+        };
+        let has_next = rows.len() > limit;
+        rows.truncate(limit);
+        let path = format!("{}/Patient/{patient}/$everything", self.config.base_url);
+        let now = self.clock.now();
+        let mut w = BundleWriter::new("searchset", &self.ids.new_id(), &instant::to_instant(now));
+        let cursor_in = params
+            .iter()
+            .find(|(n, _)| n == "_cursor")
+            .map(|(_, v)| v.clone());
+        let self_link = link(&path, &kept_params, cursor_in.as_deref());
+        let next_link = match (has_next, rows.last()) {
+            (true, Some(last)) => Some(link(
+                &path,
+                &kept_params,
+                Some(&encode_cursor(
+                    &[SortValue::Text(last.rtype.clone())],
+                    &last.id,
+                )),
+            )),
+            _ => None,
+        };
+        let mut links = vec![("self", self_link.as_str())];
+        if let Some(n) = &next_link {
+            links.push(("next", n.as_str()));
+        }
+        w.links(&links);
+        // Resources the page refers to that are outside the compartment
+        // (practitioners, organisations, medications…).
+        let keys: Vec<Key> = rows
+            .iter()
+            .map(|r| (r.rtype.clone(), r.id.clone()))
+            .collect();
+        let mut seen: std::collections::HashSet<Key> = keys.iter().cloned().collect();
+        let referenced: Vec<Key> = self
+            .store
+            .references_from(&keys, None, None)
+            .await?
+            .into_iter()
+            .filter(|(t, _)| t != "Patient")
+            .filter(|k| seen.insert(k.clone()))
+            .collect();
+        let referenced = self.store.read_many(&referenced).await?;
+        for r in &rows {
+            self.entry(&mut w, r, "match", &Shape::Full);
+        }
+        for r in &referenced {
+            self.entry(&mut w, r, "include", &Shape::Full);
+        }
+        Ok(w.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip() {
+        let values = vec![
+            SortValue::Text("a\"b".into()),
+            SortValue::Int(-5),
+            SortValue::Real(1.5),
+        ];
+        let c = encode_cursor(&values, "id-1");
+        assert!(c.bytes().all(|b| b.is_ascii_hexdigit()));
+        let back = decode_cursor(&c).unwrap();
+        assert_eq!(back.values, values);
+        assert_eq!(back.last_id, "id-1");
+        assert!(decode_cursor("zz").is_err());
+        assert!(decode_cursor("5b5d").is_err(), "[] has no id");
+    }
+
+    #[test]
+    fn shaping() {
+        let body = r#"{"resourceType":"Patient","id":"p","meta":{"versionId":"1"},"text":{"status":"generated","div":"<div/>"},"name":[{"family":"A"}],"photo":[{"url":"x"}],"deceasedBoolean":false}"#;
+        let v: Value = serde_json::from_str(&shape(body, "Patient", &Shape::Summary)).unwrap();
+        assert!(v.get("name").is_some() && v.get("deceasedBoolean").is_some());
+        assert!(v.get("photo").is_none() && v.get("text").is_none());
+        assert_eq!(v["meta"]["tag"][0]["code"], "SUBSETTED");
+        let v: Value = serde_json::from_str(&shape(body, "Patient", &Shape::Data)).unwrap();
+        assert!(v.get("text").is_none() && v.get("photo").is_some());
+        let v: Value = serde_json::from_str(&shape(
+            body,
+            "Patient",
+            &Shape::Elements(vec!["photo".into()]),
+        ))
+        .unwrap();
+        assert!(v.get("photo").is_some() && v.get("name").is_none() && v.get("id").is_some());
+        assert_eq!(shape(body, "Patient", &Shape::Full), body);
+    }
+}
