@@ -264,7 +264,7 @@ async fn query_keys(client: &Object, sql: &str, b: &Builder) -> Result<Vec<Key>>
 fn filtered(b: &mut Builder, select: &str, rtype: &str, filters: &[Filter]) -> String {
     let t = b.arg(SqlValue::Text(rtype.to_owned()));
     let live = b.not_deleted("c");
-    let cond = store_sql::filters(b, "c", filters);
+    let cond = store_sql::filters(b, "c", rtype, filters);
     format!("{select} WHERE c.rtype = {t} AND {live} AND {cond}")
 }
 

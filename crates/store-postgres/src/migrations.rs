@@ -60,7 +60,7 @@ CREATE INDEX resource_current_updated ON resource_current (rtype, last_updated);
 CREATE TABLE store_setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 CREATE TABLE idx_string (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, normalized TEXT NOT NULL, exact TEXT NOT NULL, patient_id TEXT);
-CREATE INDEX idx_string_value ON idx_string (rtype, param, normalized text_pattern_ops);
+CREATE INDEX idx_string_value ON idx_string (rtype, param, normalized COLLATE "C");
 CREATE INDEX idx_string_owner ON idx_string (rtype, id);
 
 CREATE TABLE idx_token (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, text TEXT, patient_id TEXT);

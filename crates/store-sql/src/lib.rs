@@ -110,21 +110,34 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-/// `EXISTS (SELECT 1 FROM <table> t WHERE t keyed to alias AND param AND (cond))`
-fn exists(
+/// `alias.id IN (SELECT t.id FROM <table> t WHERE t.rtype = rtype AND
+/// t.param = param AND (cond))`: driven by the index table's value index,
+/// so a selective condition touches only its matches (never a scan of every
+/// resource of the type).
+fn member(
     b: &mut Builder,
     alias: &str,
+    rtype: &str,
     kind: IndexKind,
     param: &str,
     cond: impl FnOnce(&mut Builder, &str) -> String,
 ) -> String {
     let t = b.fresh("t");
+    let rt = b.text(rtype);
     let p = b.text(param);
     let c = cond(b, &t);
     format!(
-        "EXISTS (SELECT 1 FROM {} {t} WHERE {t}.rtype = {alias}.rtype AND {t}.id = {alias}.id AND {t}.param = {p} AND ({c}))",
+        "{alias}.id IN (SELECT {t}.id FROM {} {t} WHERE {t}.rtype = {rt} AND {t}.param = {p} AND ({c}))",
         table(kind)
     )
+}
+
+/// `col` starts with `prefix` (byte-wise), as a range the value index can use.
+fn starts_with(b: &mut Builder, col: &str, prefix: &str) -> String {
+    let collate = b.collate();
+    let lo = b.text(prefix);
+    let hi = b.text(&format!("{prefix}\u{10FFFF}"));
+    format!("({col}{collate} >= {lo} AND {col}{collate} < {hi})")
 }
 
 fn or(parts: Vec<String>) -> String {
@@ -294,13 +307,14 @@ fn reference_cond(b: &mut Builder, t: &str, v: &ReferenceValue) -> String {
     format!("({})", and(parts))
 }
 
-/// A boolean SQL expression: the resource row `alias` matches every filter.
-pub fn filters(b: &mut Builder, alias: &str, fs: &[Filter]) -> String {
-    let parts: Vec<String> = fs.iter().map(|f| filter(b, alias, f)).collect();
+/// A boolean SQL expression: the resource row `alias`, of type `rtype`,
+/// matches every filter.
+pub fn filters(b: &mut Builder, alias: &str, rtype: &str, fs: &[Filter]) -> String {
+    let parts: Vec<String> = fs.iter().map(|f| filter(b, alias, rtype, f)).collect();
     format!("({})", and(parts))
 }
 
-fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
+fn filter(b: &mut Builder, alias: &str, rtype: &str, f: &Filter) -> String {
     match f {
         Filter::Id(ids) => {
             let ps: Vec<String> = ids.iter().map(|id| b.text(id)).collect();
@@ -322,14 +336,14 @@ fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
             kind,
             missing,
         } => {
-            let e = exists(b, alias, *kind, param, |_, _| "1 = 1".to_owned());
+            let e = member(b, alias, rtype, *kind, param, |_, _| "1 = 1".to_owned());
             if *missing { format!("NOT {e}") } else { e }
         }
         Filter::String {
             param,
             mode,
             any_of,
-        } => exists(b, alias, IndexKind::String, param, |b, t| {
+        } => member(b, alias, rtype, IndexKind::String, param, |b, t| {
             or(any_of
                 .iter()
                 .map(|v| match mode {
@@ -337,10 +351,7 @@ fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
                         let p = b.text(v);
                         format!("{t}.exact = {p}")
                     }
-                    StringMatch::Prefix => {
-                        let p = b.text(&format!("{}%", like_escape(v)));
-                        format!("{t}.normalized LIKE {p} ESCAPE '\\'")
-                    }
+                    StringMatch::Prefix => starts_with(b, &format!("{t}.normalized"), v),
                     StringMatch::Contains => {
                         let p = b.text(&format!("%{}%", like_escape(v)));
                         format!("{t}.normalized LIKE {p} ESCAPE '\\'")
@@ -349,7 +360,7 @@ fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
                 .collect())
         }),
         Filter::Token { param, not, any_of } => {
-            let e = exists(b, alias, IndexKind::Token, param, |b, t| {
+            let e = member(b, alias, rtype, IndexKind::Token, param, |b, t| {
                 or(any_of
                     .iter()
                     .map(|v| token_cond(b, t, "system", "code", v))
@@ -357,34 +368,37 @@ fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
             });
             if *not { format!("NOT {e}") } else { e }
         }
-        Filter::TokenText { param, any_of } => exists(b, alias, IndexKind::Token, param, |b, t| {
-            or(any_of
-                .iter()
-                .map(|v| {
-                    let p = b.text(&format!("{}%", like_escape(v)));
-                    format!("{t}.text LIKE {p} ESCAPE '\\'")
-                })
-                .collect())
-        }),
+        Filter::TokenText { param, any_of } => {
+            member(b, alias, rtype, IndexKind::Token, param, |b, t| {
+                or(any_of
+                    .iter()
+                    .map(|v| starts_with(b, &format!("{t}.text"), v))
+                    .collect())
+            })
+        }
         Filter::Reference { param, any_of } => {
-            exists(b, alias, IndexKind::Reference, param, |b, t| {
+            member(b, alias, rtype, IndexKind::Reference, param, |b, t| {
                 or(any_of.iter().map(|v| reference_cond(b, t, v)).collect())
             })
         }
-        Filter::Date { param, any_of } => exists(b, alias, IndexKind::Date, param, |b, t| {
-            or(any_of
-                .iter()
-                .map(|v| date_value(b, &format!("{t}.low"), &format!("{t}.high"), v))
-                .collect())
-        }),
-        Filter::Number { param, any_of } => exists(b, alias, IndexKind::Number, param, |b, t| {
-            or(any_of
-                .iter()
-                .map(|v| real_value(b, &format!("{t}.value"), v))
-                .collect())
-        }),
+        Filter::Date { param, any_of } => {
+            member(b, alias, rtype, IndexKind::Date, param, |b, t| {
+                or(any_of
+                    .iter()
+                    .map(|v| date_value(b, &format!("{t}.low"), &format!("{t}.high"), v))
+                    .collect())
+            })
+        }
+        Filter::Number { param, any_of } => {
+            member(b, alias, rtype, IndexKind::Number, param, |b, t| {
+                or(any_of
+                    .iter()
+                    .map(|v| real_value(b, &format!("{t}.value"), v))
+                    .collect())
+            })
+        }
         Filter::Quantity { param, any_of } => {
-            exists(b, alias, IndexKind::Quantity, param, |b, t| {
+            member(b, alias, rtype, IndexKind::Quantity, param, |b, t| {
                 or(any_of
                     .iter()
                     .map(|v| {
@@ -397,7 +411,7 @@ fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
             param,
             mode,
             any_of,
-        } => exists(b, alias, IndexKind::Uri, param, |b, t| {
+        } => member(b, alias, rtype, IndexKind::Uri, param, |b, t| {
             or(any_of
                 .iter()
                 .map(|v| {
@@ -411,7 +425,7 @@ fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
                 .collect())
         }),
         Filter::Composite { param, any_of } => {
-            exists(b, alias, IndexKind::Composite, param, |b, t| {
+            member(b, alias, rtype, IndexKind::Composite, param, |b, t| {
                 or(any_of.iter().map(|v| composite_cond(b, t, v)).collect())
             })
         }
@@ -422,13 +436,16 @@ fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
         } => {
             let r = b.fresh("r");
             let c2 = b.fresh("c");
+            let rt = b.text(rtype);
             let p = b.text(param);
             let ty = b.text(target_type);
+            let ty2 = b.text(target_type);
             let live = b.not_deleted(&c2);
-            let cond = filters(b, &c2, inner);
+            let cond = filters(b, &c2, target_type, inner);
             format!(
-                "EXISTS (SELECT 1 FROM idx_reference {r} JOIN resource_current {c2} ON {c2}.rtype = {r}.target_type AND {c2}.id = {r}.target_id \
-                 WHERE {r}.rtype = {alias}.rtype AND {r}.id = {alias}.id AND {r}.param = {p} AND {r}.target_type = {ty} AND {live} AND {cond})"
+                "{alias}.id IN (SELECT {r}.id FROM idx_reference {r} WHERE {r}.rtype = {rt} AND {r}.param = {p} \
+                 AND {r}.target_type = {ty} AND {r}.target_id IN \
+                 (SELECT {c2}.id FROM resource_current {c2} WHERE {c2}.rtype = {ty2} AND {live} AND {cond}))"
             )
         }
         Filter::Has {
@@ -438,17 +455,20 @@ fn filter(b: &mut Builder, alias: &str, f: &Filter) -> String {
         } => {
             let r = b.fresh("r");
             let c2 = b.fresh("c");
+            let rt = b.text(rtype);
             let st = b.text(source_type);
             let p = b.text(param);
+            let st2 = b.text(source_type);
             let live = b.not_deleted(&c2);
-            let cond = filters(b, &c2, inner);
+            let cond = filters(b, &c2, source_type, inner);
             format!(
-                "EXISTS (SELECT 1 FROM idx_reference {r} JOIN resource_current {c2} ON {c2}.rtype = {r}.rtype AND {c2}.id = {r}.id \
-                 WHERE {r}.target_type = {alias}.rtype AND {r}.target_id = {alias}.id AND {r}.rtype = {st} AND {r}.param = {p} AND {live} AND {cond})"
+                "{alias}.id IN (SELECT {r}.target_id FROM idx_reference {r} WHERE {r}.target_type = {rt} \
+                 AND {r}.rtype = {st} AND {r}.param = {p} AND {r}.id IN \
+                 (SELECT {c2}.id FROM resource_current {c2} WHERE {c2}.rtype = {st2} AND {live} AND {cond}))"
             )
         }
         Filter::AnyOf(groups) => {
-            let parts: Vec<String> = groups.iter().map(|g| filters(b, alias, g)).collect();
+            let parts: Vec<String> = groups.iter().map(|g| filters(b, alias, rtype, g)).collect();
             format!("({})", or(parts))
         }
     }
@@ -597,6 +617,7 @@ mod tests {
         let sql = filters(
             &mut b,
             "c",
+            "Observation",
             &[
                 Filter::Token {
                     param: "code".into(),
@@ -620,7 +641,7 @@ mod tests {
             sql.contains("idx_token t1") && sql.contains("$1") && sql.contains("idx_date t2"),
             "{sql}"
         );
-        assert_eq!(b.args.len(), 7);
+        assert_eq!(b.args.len(), 9);
         assert_eq!(like_escape("50%_a\\"), "50\\%\\_a\\\\");
     }
 
@@ -630,20 +651,25 @@ mod tests {
         let sql = filters(
             &mut b,
             "c",
+            "Observation",
             &[Filter::String {
                 param: "name".into(),
                 mode: StringMatch::Prefix,
                 any_of: vec!["smi".into()],
             }],
         );
-        assert_eq!(b.args.len(), 2, "{sql}");
-        assert!(sql.contains("?2"), "{sql}");
+        // rtype, param, and the two ends of the prefix range.
+        assert_eq!(b.args.len(), 4, "{sql}");
+        assert!(
+            sql.contains("normalized >= ?3 AND t1.normalized < ?4"),
+            "{sql}"
+        );
     }
 
     #[test]
     fn empty_or_matches_nothing() {
         let mut b = Builder::new(Dialect::Sqlite);
-        let sql = filters(&mut b, "c", &[Filter::Id(vec![])]);
+        let sql = filters(&mut b, "c", "Patient", &[Filter::Id(vec![])]);
         assert_eq!(sql, "(1 = 0)");
     }
 }

@@ -242,7 +242,7 @@ fn args(b: &Builder) -> Vec<rusqlite::types::Value> {
 fn filtered(b: &mut Builder, select: &str, rtype: &str, filters: &[Filter]) -> String {
     let t = b.arg(SqlValue::Text(rtype.to_owned()));
     let live = b.not_deleted("c");
-    let cond = store_sql::filters(b, "c", filters);
+    let cond = store_sql::filters(b, "c", rtype, filters);
     format!("{select} WHERE c.rtype = {t} AND {live} AND {cond}")
 }
 
