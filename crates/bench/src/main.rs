@@ -60,6 +60,21 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "http")]
         via: Via,
     },
+    /// Search latency at scale: load the Synthea bundles `repeat` times
+    /// (60 ≈ 1 million resources), then time each kind of search over HTTP.
+    Search {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        #[arg(long, env = "SHAREDCARE_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long, default_value = "../shared/data/synthea")]
+        bundles: PathBuf,
+        #[arg(long, default_value_t = 60)]
+        repeat: usize,
+        /// Requests per kind of search.
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+    },
 }
 
 struct BenchClock;
@@ -96,6 +111,19 @@ fn main() -> Result<(), String> {
             clients,
             via,
         } => rt.block_on(ingest(backend, database_url, bundles, repeat, clients, via)),
+        Cmd::Search {
+            backend,
+            database_url,
+            bundles,
+            repeat,
+            iterations,
+        } => rt.block_on(search_bench(
+            backend,
+            database_url,
+            bundles,
+            repeat,
+            iterations,
+        )),
     }
 }
 
@@ -242,6 +270,300 @@ fn post(addr: SocketAddr, body: &str) -> Result<u16, String> {
     )
     .map_err(|e| e.to_string())?;
     s.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    let head =
+        String::from_utf8_lossy(out.get(..out.len().min(64)).unwrap_or_default()).into_owned();
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| "no status".to_owned())
+}
+
+/// Reads the bundles in `dir`, sorted, as text.
+fn read_bundles(dir: &PathBuf) -> Result<Vec<String>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| {
+            format!(
+                "{}: {e} (the Synthea bundles live in ../shared/data/synthea)",
+                dir.display()
+            )
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// A small deterministic generator for picking request parameters.
+struct Lcg(u64);
+impl Lcg {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let n = u64::try_from(items.len()).unwrap_or(1).max(1);
+        items.get(usize::try_from((self.0 >> 33) % n).unwrap_or(0))
+    }
+}
+
+async fn search_bench(
+    backend: Backend,
+    url: Option<String>,
+    dir: PathBuf,
+    repeat: usize,
+    iterations: usize,
+) -> Result<(), String> {
+    let bodies = read_bundles(&dir)?;
+    let run = format!("s{}", std::process::id());
+    let tmp = std::env::temp_dir().join(format!("sharedcare-bench-{run}"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let label = format!("{backend:?}").to_lowercase();
+    let result = match backend {
+        Backend::Sqlite => {
+            let store = store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(
+                tmp.join("bench.db"),
+            ))
+            .map_err(|e| e.to_string())?;
+            run_search_bench(store, &run, &bodies, repeat, iterations, &label).await
+        }
+        Backend::Postgres => {
+            let url =
+                url.ok_or("postgres needs --database-url or SHAREDCARE_BENCH_DATABASE_URL")?;
+            let mut c = store_postgres::PostgresConfig::new(url);
+            c.schema = Some(format!("bench_{run}"));
+            let store = store_postgres::PostgresStore::connect(c)
+                .await
+                .map_err(|e| e.to_string())?;
+            run_search_bench(store, &run, &bodies, repeat, iterations, &label).await
+        }
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+async fn run_search_bench<S: Store>(
+    store: S,
+    run: &str,
+    bodies: &[String],
+    repeat: usize,
+    iterations: usize,
+    label: &str,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let service = Service::new(
+        store,
+        Arc::new(BenchClock),
+        Arc::new(BenchIds(run.to_owned(), AtomicU64::new(0))),
+        ServiceConfig {
+            base_url: format!("http://{addr}/fhir"),
+        },
+    );
+    let app = api::router(service.clone(), api::ApiConfig::default());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    // Load, remembering patient ids and family names.
+    let mut families: Vec<String> = Vec::new();
+    let mut synthea_ids: Vec<String> = Vec::new();
+    for body in bodies {
+        let v: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        for e in v
+            .get("entry")
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(f) = e
+                .pointer("/resource/name/0/family")
+                .and_then(|f| f.as_str())
+                && e.pointer("/resource/resourceType").and_then(|t| t.as_str()) == Some("Patient")
+            {
+                families.push(f.to_owned());
+                if let Some(id) = e.pointer("/resource/id").and_then(|i| i.as_str()) {
+                    synthea_ids.push(id.to_owned());
+                }
+            }
+        }
+    }
+    let mut patients: Vec<String> = Vec::new();
+    let mut resources = 0usize;
+    let started = Instant::now();
+    for round in 0..repeat {
+        for body in bodies {
+            let out = service
+                .bundle(body.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+            for e in v
+                .get("entry")
+                .and_then(|e| e.as_array())
+                .into_iter()
+                .flatten()
+            {
+                resources += 1;
+                if let Some(loc) = e.pointer("/response/location").and_then(|l| l.as_str())
+                    && let Some(rest) = loc.strip_prefix("Patient/")
+                {
+                    patients.push(rest.split('/').next().unwrap_or_default().to_owned());
+                }
+            }
+        }
+        if (round + 1) % 10 == 0 {
+            eprintln!(
+                "loaded {resources} resources ({:.0}/s)",
+                resources as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let load_secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"bench": "search-load", "backend": label, "resources": resources, "seconds": load_secs,
+            "resources_per_second": resources as f64 / load_secs})
+    );
+
+    let kinds: Vec<(&str, Box<dyn Fn(&mut Lcg) -> String>)> = vec![
+        (
+            "read Patient/{id}",
+            Box::new(|r: &mut Lcg| {
+                format!(
+                    "/fhir/Patient/{}",
+                    r.pick(&patients).cloned().unwrap_or_default()
+                )
+            }),
+        ),
+        (
+            "token, first page (broad)",
+            Box::new(|_: &mut Lcg| {
+                "/fhir/Observation?code=http://loinc.org%7C2339-0&_count=20".to_owned()
+            }),
+        ),
+        (
+            "token, selective (identifier)",
+            Box::new(|r: &mut Lcg| {
+                format!(
+                    "/fhir/Patient?identifier=https://github.com/synthetichealth/synthea%7C{}",
+                    r.pick(&synthea_ids).cloned().unwrap_or_default()
+                )
+            }),
+        ),
+        (
+            "date, first page",
+            Box::new(|_: &mut Lcg| "/fhir/Observation?date=ge2020-06-01&_count=20".to_owned()),
+        ),
+        (
+            "reference, selective",
+            Box::new(|r: &mut Lcg| {
+                format!(
+                    "/fhir/Observation?subject=Patient/{}&_count=20",
+                    r.pick(&patients).cloned().unwrap_or_default()
+                )
+            }),
+        ),
+        (
+            "string",
+            Box::new(|r: &mut Lcg| {
+                format!(
+                    "/fhir/Patient?name={}&_count=20",
+                    r.pick(&families).cloned().unwrap_or_default()
+                )
+            }),
+        ),
+        (
+            "chained",
+            Box::new(|r: &mut Lcg| {
+                format!(
+                    "/fhir/Condition?subject.name={}&_count=20",
+                    r.pick(&families).cloned().unwrap_or_default()
+                )
+            }),
+        ),
+        (
+            "_include",
+            Box::new(|r: &mut Lcg| {
+                format!(
+                    "/fhir/Observation?subject=Patient/{}&_include=Observation:encounter&_count=20",
+                    r.pick(&patients).cloned().unwrap_or_default()
+                )
+            }),
+        ),
+        (
+            "sorted (-date), selective",
+            Box::new(|r: &mut Lcg| {
+                format!(
+                    "/fhir/Observation?subject=Patient/{}&_sort=-date&_count=20",
+                    r.pick(&patients).cloned().unwrap_or_default()
+                )
+            }),
+        ),
+        (
+            "$everything, first page",
+            Box::new(|r: &mut Lcg| {
+                format!(
+                    "/fhir/Patient/{}/$everything?_count=50",
+                    r.pick(&patients).cloned().unwrap_or_default()
+                )
+            }),
+        ),
+    ];
+    println!("| search ({label}, {resources} resources) | requests | p50 | p99 | mean |");
+    println!("|---|---|---|---|---|");
+    for (name, make) in &kinds {
+        let mut rng = Lcg(42);
+        let mut times = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let path = make(&mut rng);
+            let t0 = Instant::now();
+            let status = tokio::task::spawn_blocking(move || get(addr, &path))
+                .await
+                .map_err(|e| e.to_string())??;
+            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+            if status != 200 {
+                return Err(format!("{name}: status {status}"));
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            times
+                .get(((times.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+        println!(
+            "| {name} | {iterations} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            pct(0.5),
+            pct(0.99),
+            mean
+        );
+        println!(
+            "{}",
+            serde_json::json!({"bench": "search", "backend": label, "kind": name, "resources": resources,
+                "p50_ms": pct(0.5), "p99_ms": pct(0.99), "mean_ms": mean})
+        );
+    }
+    Ok(())
+}
+
+/// One GET over a fresh loopback connection; returns the status.
+fn get(addr: SocketAddr, path: &str) -> Result<u16, String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).map_err(|e| e.to_string())?;
     let head =
