@@ -299,6 +299,9 @@ fn read_bundles(dir: &PathBuf) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// Builds one request path of a kind of search.
+type MakePath<'a> = Box<dyn Fn(&mut Lcg) -> String + 'a>;
+
 /// A small deterministic generator for picking request parameters.
 struct Lcg(u64);
 impl Lcg {
@@ -433,7 +436,7 @@ async fn run_search_bench<S: Store>(
             "resources_per_second": resources as f64 / load_secs})
     );
 
-    let kinds: Vec<(&str, Box<dyn Fn(&mut Lcg) -> String>)> = vec![
+    let kinds: Vec<(&str, MakePath<'_>)> = vec![
         (
             "read Patient/{id}",
             Box::new(|r: &mut Lcg| {

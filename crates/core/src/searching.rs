@@ -30,16 +30,19 @@ impl From<search::SearchError> for CoreError {
     }
 }
 
-/// Encodes a cursor as an opaque, URL-safe string (hex of a JSON array).
+/// Encodes a cursor as an opaque, URL-safe string (hex of a JSON array):
+/// the direction (`>` next, `<` previous), the sort values, the id.
 fn encode_cursor(values: &[SortValue], last_id: &str) -> String {
-    let mut items: Vec<Value> = values
-        .iter()
-        .map(|v| match v {
-            SortValue::Text(s) => serde_json::json!({"s": s}),
-            SortValue::Int(i) => serde_json::json!({"i": i}),
-            SortValue::Real(r) => serde_json::json!({"r": r}),
-        })
-        .collect();
+    encode_directed(values, last_id, false)
+}
+
+fn encode_directed(values: &[SortValue], last_id: &str, backward: bool) -> String {
+    let mut items: Vec<Value> = vec![Value::String(if backward { "<" } else { ">" }.to_owned())];
+    items.extend(values.iter().map(|v| match v {
+        SortValue::Text(s) => serde_json::json!({"s": s}),
+        SortValue::Int(i) => serde_json::json!({"i": i}),
+        SortValue::Real(r) => serde_json::json!({"r": r}),
+    }));
     items.push(Value::String(last_id.to_owned()));
     Value::Array(items)
         .to_string()
@@ -49,6 +52,11 @@ fn encode_cursor(values: &[SortValue], last_id: &str) -> String {
 }
 
 fn decode_cursor(s: &str) -> Result<Cursor> {
+    decode_directed(s).map(|(c, _)| c)
+}
+
+/// The cursor and whether it reads backward (a `previous` link).
+fn decode_directed(s: &str) -> Result<(Cursor, bool)> {
     let bad = || CoreError::BadRequest("invalid paging cursor".to_owned());
     if !s.len().is_multiple_of(2) || s.len() > 8192 {
         return Err(bad());
@@ -64,6 +72,14 @@ fn decode_cursor(s: &str) -> Result<Cursor> {
         .pop()
         .and_then(|v| v.as_str().map(str::to_owned))
         .ok_or_else(bad)?;
+    if items.is_empty() {
+        return Err(bad());
+    }
+    let backward = match items.remove(0).as_str() {
+        Some("<") => true,
+        Some(">") => false,
+        _ => return Err(bad()),
+    };
     let values = items
         .iter()
         .map(|item| {
@@ -77,7 +93,7 @@ fn decode_cursor(s: &str) -> Result<Cursor> {
         })
         .collect::<Option<Vec<_>>>()
         .ok_or_else(bad)?;
-    Ok(Cursor { values, last_id })
+    Ok((Cursor { values, last_id }, backward))
 }
 
 /// How resources are shaped on the way out (`_summary`, `_elements`).
@@ -164,8 +180,161 @@ impl<S: Store> Service<S> {
     ) -> Result<(String, Vec<String>)> {
         check_type(rtype)?;
         let path = format!("{}/{rtype}", self.config.base_url);
-        self.search_with(rtype, params, lenient, vec![], &path)
+        self.search_with(rtype, params, lenient, vec![], &path, &[])
             .await
+    }
+
+    /// `GET [base]?_type=A,B&…`: a search over several types with the
+    /// parameters they share, in (type, id) order. One type is an ordinary
+    /// type search; `_sort` across types is refused (400).
+    pub async fn system_search(
+        &self,
+        params: &[(String, String)],
+        lenient: bool,
+    ) -> Result<(String, Vec<String>)> {
+        let mut types: Vec<String> = params
+            .iter()
+            .filter(|(k, _)| k == "_type")
+            .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        types.sort();
+        types.dedup();
+        for t in &types {
+            check_type(t)?;
+        }
+        let rest: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| k != "_type")
+            .cloned()
+            .collect();
+        match types.as_slice() {
+            [] => Err(CoreError::BadRequest(
+                "a system search needs _type (one or more resource types)".to_owned(),
+            )),
+            [one] => {
+                let path = self.config.base_url.clone();
+                let prefix = [("_type".to_owned(), one.clone())];
+                self.search_with(one, &rest, lenient, vec![], &path, &prefix)
+                    .await
+            }
+            _ => self.multi_type_search(&types, params, &rest, lenient).await,
+        }
+    }
+
+    async fn multi_type_search(
+        &self,
+        types: &[String],
+        params: &[(String, String)],
+        rest: &[(String, String)],
+        lenient: bool,
+    ) -> Result<(String, Vec<String>)> {
+        let now = self.clock.now();
+        // Parse once per type: a parameter must mean something for every type.
+        let mut parsed = Vec::with_capacity(types.len());
+        for t in types {
+            parsed.push((t.clone(), search::parse(t, rest, now, lenient)?));
+        }
+        let Some((_, first)) = parsed.first() else {
+            return Err(CoreError::Internal);
+        };
+        let result = first.result.clone();
+        let ignored = first.ignored.clone();
+        if !result.sort.is_empty() {
+            return Err(CoreError::NotSupported(
+                "_sort across several resource types is not supported".to_owned(),
+            ));
+        }
+        let count = result.count.unwrap_or(DEFAULT_COUNT).min(MAX_COUNT);
+        let (start_type, after_id) =
+            match result.cursor.as_deref().map(decode_cursor).transpose()? {
+                Some(c) => match c.values.first() {
+                    Some(SortValue::Text(t)) => (Some(t.clone()), Some(c.last_id)),
+                    _ => return Err(CoreError::BadRequest("invalid paging cursor".to_owned())),
+                },
+                None => (None, None),
+            };
+        let path = self.config.base_url.clone();
+        let kept = kept(params, &ignored);
+        let mut w = BundleWriter::new("searchset", &self.ids.new_id(), &instant::to_instant(now));
+        if result.summary == Some(search::Summary::Count)
+            || matches!(
+                result.total,
+                Some(search::Total::Accurate) | Some(search::Total::Estimate)
+            )
+        {
+            let mut total = 0;
+            for (t, p) in &parsed {
+                total += self.store.count(t, &p.filters).await?;
+            }
+            w.total(total);
+            if result.summary == Some(search::Summary::Count) {
+                let self_link = link(&path, &kept, None);
+                w.links(&[("self", self_link.as_str())]);
+                return Ok((w.finish(), ignored));
+            }
+        }
+        let mut rows: Vec<StoredResource> = Vec::new();
+        for (t, p) in &parsed {
+            if rows.len() > count {
+                break;
+            }
+            let after = match (&start_type, &after_id) {
+                (Some(st), _) if t < st => continue,
+                (Some(st), Some(id)) if t == st => Some(Cursor {
+                    values: vec![],
+                    last_id: id.clone(),
+                }),
+                _ => None,
+            };
+            let page = self
+                .store
+                .search(&SearchQuery {
+                    rtype: t.clone(),
+                    filters: p.filters.clone(),
+                    sort: vec![],
+                    after,
+                    backward: false,
+                    limit: count + 1 - rows.len(),
+                })
+                .await?;
+            rows.extend(page.into_iter().map(|r| r.resource));
+        }
+        let has_next = rows.len() > count;
+        rows.truncate(count);
+        let self_link = link(&path, &kept, result.cursor.as_deref());
+        let next_link = match (has_next, rows.last()) {
+            (true, Some(last)) => Some(link(
+                &path,
+                &kept,
+                Some(&encode_cursor(
+                    &[SortValue::Text(last.rtype.clone())],
+                    &last.id,
+                )),
+            )),
+            _ => None,
+        };
+        let mut links = vec![("self", self_link.as_str())];
+        if let Some(n) = &next_link {
+            links.push(("next", n.as_str()));
+        }
+        w.links(&links);
+        let shape = match (&result.summary, result.elements.is_empty()) {
+            (Some(search::Summary::True), _) => Shape::Summary,
+            (Some(search::Summary::Text), _) => Shape::Text,
+            (Some(search::Summary::Data), _) => Shape::Data,
+            (_, false) => Shape::Elements(result.elements.clone()),
+            _ => Shape::Full,
+        };
+        let included = self
+            .included(&rows, &result.include, &result.revinclude)
+            .await?;
+        for r in &rows {
+            self.entry(&mut w, r, "match", &shape);
+        }
+        for r in &included {
+            self.entry(&mut w, r, "include", &shape);
+        }
+        Ok((w.finish(), ignored))
     }
 
     /// `GET Patient/[id]/[type]?…`: a search restricted to the patient's
@@ -205,7 +374,7 @@ impl<S: Store> Service<S> {
             )
         };
         let path = format!("{}/Patient/{patient}/{rtype}", self.config.base_url);
-        self.search_with(rtype, params, lenient, vec![filter], &path)
+        self.search_with(rtype, params, lenient, vec![filter], &path, &[])
             .await
     }
 
@@ -216,6 +385,7 @@ impl<S: Store> Service<S> {
         lenient: bool,
         extra: Vec<Filter>,
         path: &str,
+        link_prefix: &[(String, String)],
     ) -> Result<(String, Vec<String>)> {
         let now = self.clock.now();
         let parsed = search::parse(rtype, params, now, lenient)?;
@@ -223,7 +393,10 @@ impl<S: Store> Service<S> {
         let count = result.count.unwrap_or(DEFAULT_COUNT).min(MAX_COUNT);
         let mut filters = parsed.filters.clone();
         filters.extend(extra);
-        let after = result.cursor.as_deref().map(decode_cursor).transpose()?;
+        let (after, backward) = match result.cursor.as_deref().map(decode_directed).transpose()? {
+            Some((c, b)) => (Some(c), b),
+            None => (None, false),
+        };
         let shape = match (&result.summary, result.elements.is_empty()) {
             (Some(search::Summary::True), _) => Shape::Summary,
             (Some(search::Summary::Text), _) => Shape::Text,
@@ -231,7 +404,9 @@ impl<S: Store> Service<S> {
             (_, false) => Shape::Elements(result.elements.clone()),
             _ => Shape::Full,
         };
-        let kept = kept(params, &parsed.ignored);
+        let mut kept_params = link_prefix.to_vec();
+        kept_params.extend(kept(params, &parsed.ignored));
+        let kept = kept_params;
         let mut w = BundleWriter::new("searchset", &self.ids.new_id(), &instant::to_instant(now));
 
         if result.summary == Some(search::Summary::Count) {
@@ -256,26 +431,57 @@ impl<S: Store> Service<S> {
                     filters,
                     sort: result.sort.clone(),
                     after: after.clone(),
+                    backward,
                     limit: count + 1,
                 })
                 .await?
         };
-        let has_next = rows.len() > count;
-        let page: Vec<_> = rows.into_iter().take(count).collect();
+        // More rows beyond this page in the direction read.
+        let more = rows.len() > count;
+        let mut page: Vec<_> = rows.into_iter().take(count).collect();
+        if backward {
+            page.reverse();
+        }
+        // Forward: a next page if more rows follow, a previous one unless this
+        // is the first page. Backward: the page we came from follows, and a
+        // previous one exists if more rows precede.
+        let (has_next, has_previous) = if backward {
+            (true, more)
+        } else {
+            (more, after.is_some())
+        };
 
-        let self_cursor = result.cursor.clone();
-        let self_link = link(path, &kept, self_cursor.as_deref());
+        let self_link = link(path, &kept, result.cursor.as_deref());
         let next_link = match (has_next, page.last()) {
             (true, Some(last)) => Some(link(
                 path,
                 &kept,
-                Some(&encode_cursor(&last.sort_values, &last.resource.id)),
+                Some(&encode_directed(
+                    &last.sort_values,
+                    &last.resource.id,
+                    false,
+                )),
+            )),
+            _ => None,
+        };
+        let previous_link = match (has_previous, page.first()) {
+            (true, Some(first)) => Some(link(
+                path,
+                &kept,
+                Some(&encode_directed(
+                    &first.sort_values,
+                    &first.resource.id,
+                    true,
+                )),
             )),
             _ => None,
         };
         let mut links = vec![("self", self_link.as_str())];
         if let Some(n) = &next_link {
             links.push(("next", n.as_str()));
+        }
+        if let Some(p) = &previous_link {
+            links.push(("previous", p.as_str()));
         }
         w.links(&links);
 
@@ -517,6 +723,8 @@ mod tests {
         let back = decode_cursor(&c).unwrap();
         assert_eq!(back.values, values);
         assert_eq!(back.last_id, "id-1");
+        let (_, backward) = decode_directed(&encode_directed(&values, "id-1", true)).unwrap();
+        assert!(backward);
         assert!(decode_cursor("zz").is_err());
         assert!(decode_cursor("5b5d").is_err(), "[] has no id");
     }

@@ -179,6 +179,7 @@ async fn delete_and_history<S: Store>(s: S) {
             filters: vec![Filter::Id(vec!["a".into()])],
             sort: vec![],
             after: None,
+            backward: false,
             limit: 10,
         })
         .await
@@ -197,6 +198,7 @@ async fn delete_and_history<S: Store>(s: S) {
             }],
             sort: vec![],
             after: None,
+            backward: false,
             limit: 10,
         })
         .await
@@ -320,6 +322,7 @@ async fn token_search<S: Store>(s: S) {
         }],
         sort: vec![],
         after: None,
+        backward: false,
         limit: 10,
     };
     let tv = |system: Option<&str>, code: Option<&str>| TokenValue {
@@ -614,6 +617,7 @@ async fn matching<S: Store>(s: &S, rtype: &str, filters: Vec<Filter>) -> Vec<Str
             filters: filters.clone(),
             sort: vec![],
             after: None,
+            backward: false,
             limit: 100,
         })
         .await
@@ -1049,6 +1053,7 @@ async fn sorting_and_cursors<S: Store>(s: S) {
         filters: vec![],
         sort,
         after,
+        backward: false,
         limit,
     };
     let by_date = vec![SortKey::Param {
@@ -1077,7 +1082,7 @@ async fn sorting_and_cursors<S: Store>(s: S) {
         ["o3", "o2", "o1", "o4"]
     );
     // Page one row at a time with the cursor: the same order, no repeats.
-    for sort in [by_date, desc] {
+    for sort in [by_date.clone(), desc.clone()] {
         let all = ids(&s.search(&page(sort.clone(), None, 10)).await.unwrap());
         let mut seen = vec![];
         let mut after = None;
@@ -1095,6 +1100,30 @@ async fn sorting_and_cursors<S: Store>(s: S) {
             assert!(seen.len() <= 4, "cursor loops: {seen:?}");
         }
         assert_eq!(seen, all);
+    }
+    // Backward from a row: the rows before it, nearest first (a previous page).
+    for sort in [
+        by_date.clone(),
+        desc.clone(),
+        vec![SortKey::Id { descending: false }],
+    ] {
+        let all = s.search(&page(sort.clone(), None, 10)).await.unwrap();
+        let third = &all[2];
+        let mut q = page(
+            sort.clone(),
+            Some(Cursor {
+                values: third.sort_values.clone(),
+                last_id: third.resource.id.clone(),
+            }),
+            10,
+        );
+        q.backward = true;
+        let before = ids(&s.search(&q).await.unwrap());
+        assert_eq!(
+            before,
+            vec![all[1].resource.id.clone(), all[0].resource.id.clone()],
+            "{sort:?}"
+        );
     }
     // A change behind the cursor does not shift the next page (no offsets).
     let sort = vec![SortKey::Id { descending: false }];
@@ -1122,6 +1151,7 @@ async fn sorting_and_cursors<S: Store>(s: S) {
             descending: false,
         }],
         after: None,
+        backward: false,
         limit: 10,
     };
     assert_eq!(

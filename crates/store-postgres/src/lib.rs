@@ -641,13 +641,19 @@ impl store::Store for PostgresStore {
         select.push_str(" FROM resource_current c JOIN resource_version v ON v.seq = c.seq");
         let mut sql = filtered(&mut b, &select, &q.rtype, &q.filters);
         if let Some(cursor) = &q.after {
-            let cond =
-                store_sql::after_cursor(&mut b, "c", &exprs, &cursor.values, &cursor.last_id);
+            let cond = store_sql::after_cursor(
+                &mut b,
+                "c",
+                &exprs,
+                &cursor.values,
+                &cursor.last_id,
+                q.backward,
+            );
             sql.push_str(&format!(" AND {cond}"));
         }
         sql.push_str(&format!(
             " ORDER BY {} LIMIT {}",
-            store_sql::order_by(&b, "c", &exprs),
+            store_sql::order_by(&b, "c", &exprs, q.backward),
             limit_of(q.limit)
         ));
         let rows = client

@@ -5,6 +5,10 @@
 //!
 //! Every patient-linked table carries `patient_id` so that a later migration
 //! can distribute it by patient (e.g. Citus `create_distributed_table`).
+//!
+//! Every text column uses the "C" collation: byte-wise order, the same as
+//! SQLite's, so both backends sort and page identically, and ORDER BY id
+//! can walk the primary key instead of sorting every match.
 
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -12,35 +16,35 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         r#"
 CREATE TABLE resource_version (
     seq          BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    rtype        TEXT    NOT NULL,
-    id           TEXT    NOT NULL,
+    rtype        TEXT COLLATE "C"    NOT NULL,
+    id           TEXT COLLATE "C"    NOT NULL,
     version      BIGINT  NOT NULL,
     last_updated BIGINT  NOT NULL,
     deleted      BOOLEAN NOT NULL,
-    patient_id   TEXT,
-    body         TEXT,
+    patient_id   TEXT COLLATE "C",
+    body         TEXT COLLATE "C",
     UNIQUE (rtype, id, version)
 );
 CREATE INDEX resource_version_type_seq ON resource_version (rtype, seq);
 
 CREATE TABLE resource_current (
-    rtype      TEXT    NOT NULL,
-    id         TEXT    NOT NULL,
+    rtype      TEXT COLLATE "C"    NOT NULL,
+    id         TEXT COLLATE "C"    NOT NULL,
     version    BIGINT  NOT NULL,
     seq        BIGINT  NOT NULL,
     deleted    BOOLEAN NOT NULL,
-    patient_id TEXT,
+    patient_id TEXT COLLATE "C",
     PRIMARY KEY (rtype, id)
 );
 CREATE INDEX resource_current_patient ON resource_current (patient_id) WHERE patient_id IS NOT NULL;
 
 CREATE TABLE idx_token (
-    rtype      TEXT NOT NULL,
-    id         TEXT NOT NULL,
-    param      TEXT NOT NULL,
-    system     TEXT,
-    code       TEXT NOT NULL,
-    patient_id TEXT
+    rtype      TEXT COLLATE "C" NOT NULL,
+    id         TEXT COLLATE "C" NOT NULL,
+    param      TEXT COLLATE "C" NOT NULL,
+    system     TEXT COLLATE "C",
+    code       TEXT COLLATE "C" NOT NULL,
+    patient_id TEXT COLLATE "C"
 );
 CREATE INDEX idx_token_lookup ON idx_token (rtype, param, code, system);
 CREATE INDEX idx_token_owner ON idx_token (rtype, id);
@@ -57,39 +61,39 @@ ALTER TABLE resource_current ADD COLUMN last_updated BIGINT NOT NULL DEFAULT 0;
 UPDATE resource_current c SET last_updated = v.last_updated FROM resource_version v WHERE v.seq = c.seq;
 CREATE INDEX resource_current_updated ON resource_current (rtype, last_updated);
 
-CREATE TABLE store_setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE store_setting (key TEXT COLLATE "C" PRIMARY KEY, value TEXT COLLATE "C" NOT NULL);
 
-CREATE TABLE idx_string (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, normalized TEXT NOT NULL, exact TEXT NOT NULL, patient_id TEXT);
-CREATE INDEX idx_string_value ON idx_string (rtype, param, normalized COLLATE "C");
+CREATE TABLE idx_string (rtype TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL, normalized TEXT COLLATE "C" NOT NULL, exact TEXT COLLATE "C" NOT NULL, patient_id TEXT COLLATE "C");
+CREATE INDEX idx_string_value ON idx_string (rtype, param, normalized);
 CREATE INDEX idx_string_owner ON idx_string (rtype, id);
 
-CREATE TABLE idx_token (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, text TEXT, patient_id TEXT);
+CREATE TABLE idx_token (rtype TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL, system TEXT COLLATE "C", code TEXT COLLATE "C", text TEXT COLLATE "C", patient_id TEXT COLLATE "C");
 CREATE INDEX idx_token_value ON idx_token (rtype, param, code, system);
 CREATE INDEX idx_token_owner ON idx_token (rtype, id);
 
-CREATE TABLE idx_reference (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, target_type TEXT, target_id TEXT, url TEXT, patient_id TEXT);
+CREATE TABLE idx_reference (rtype TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL, target_type TEXT COLLATE "C", target_id TEXT COLLATE "C", url TEXT COLLATE "C", patient_id TEXT COLLATE "C");
 CREATE INDEX idx_reference_target ON idx_reference (target_id, target_type, param);
 CREATE INDEX idx_reference_url ON idx_reference (url) WHERE url IS NOT NULL;
 CREATE INDEX idx_reference_owner ON idx_reference (rtype, id);
 
-CREATE TABLE idx_date (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, low BIGINT NOT NULL, high BIGINT NOT NULL, patient_id TEXT);
+CREATE TABLE idx_date (rtype TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL, low BIGINT NOT NULL, high BIGINT NOT NULL, patient_id TEXT COLLATE "C");
 CREATE INDEX idx_date_value ON idx_date (rtype, param, low, high);
 CREATE INDEX idx_date_owner ON idx_date (rtype, id);
 
-CREATE TABLE idx_number (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, value DOUBLE PRECISION NOT NULL, low DOUBLE PRECISION NOT NULL, high DOUBLE PRECISION NOT NULL, patient_id TEXT);
+CREATE TABLE idx_number (rtype TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL, value DOUBLE PRECISION NOT NULL, low DOUBLE PRECISION NOT NULL, high DOUBLE PRECISION NOT NULL, patient_id TEXT COLLATE "C");
 CREATE INDEX idx_number_value ON idx_number (rtype, param, low, high);
 CREATE INDEX idx_number_owner ON idx_number (rtype, id);
 
-CREATE TABLE idx_quantity (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, unit TEXT, value DOUBLE PRECISION NOT NULL, low DOUBLE PRECISION NOT NULL, high DOUBLE PRECISION NOT NULL, patient_id TEXT);
+CREATE TABLE idx_quantity (rtype TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL, system TEXT COLLATE "C", code TEXT COLLATE "C", unit TEXT COLLATE "C", value DOUBLE PRECISION NOT NULL, low DOUBLE PRECISION NOT NULL, high DOUBLE PRECISION NOT NULL, patient_id TEXT COLLATE "C");
 CREATE INDEX idx_quantity_value ON idx_quantity (rtype, param, code, low, high);
 CREATE INDEX idx_quantity_owner ON idx_quantity (rtype, id);
 
-CREATE TABLE idx_uri (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, patient_id TEXT);
+CREATE TABLE idx_uri (rtype TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL, value TEXT COLLATE "C" NOT NULL, patient_id TEXT COLLATE "C");
 CREATE INDEX idx_uri_value ON idx_uri (rtype, param, value);
 CREATE INDEX idx_uri_owner ON idx_uri (rtype, id);
 
-CREATE TABLE idx_composite (rtype TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT NOT NULL,
-    s_system TEXT, s_code TEXT, s_low_n DOUBLE PRECISION, s_high_n DOUBLE PRECISION, s_low_d BIGINT, s_high_d BIGINT, s_str TEXT, patient_id TEXT);
+CREATE TABLE idx_composite (rtype TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, param TEXT COLLATE "C" NOT NULL, system TEXT COLLATE "C", code TEXT COLLATE "C" NOT NULL,
+    s_system TEXT COLLATE "C", s_code TEXT COLLATE "C", s_low_n DOUBLE PRECISION, s_high_n DOUBLE PRECISION, s_low_d BIGINT, s_high_d BIGINT, s_str TEXT COLLATE "C", patient_id TEXT COLLATE "C");
 CREATE INDEX idx_composite_value ON idx_composite (rtype, param, code);
 CREATE INDEX idx_composite_owner ON idx_composite (rtype, id);
 "#,

@@ -529,28 +529,32 @@ pub fn sort_exprs(b: &mut Builder, alias: &str, keys: &[SortKey]) -> Vec<(String
 }
 
 /// `ORDER BY` text for the sort expressions, with the id as the final tie-break.
-pub fn order_by(b: &Builder, alias: &str, exprs: &[(String, bool)]) -> String {
+/// With `backward`, every direction is reversed (for a `previous` page,
+/// read from its far end).
+pub fn order_by(b: &Builder, alias: &str, exprs: &[(String, bool)], backward: bool) -> String {
+    let dir = |desc: bool| if desc != backward { "DESC" } else { "ASC" };
     let mut parts: Vec<String> = exprs
         .iter()
-        .map(|(e, desc)| format!("{e} {}", if *desc { "DESC" } else { "ASC" }))
+        .map(|(e, desc)| format!("{e} {}", dir(*desc)))
         .collect();
-    parts.push(format!("{alias}.id{} ASC", b.collate()));
+    parts.push(format!("{alias}.id{} {}", b.collate(), dir(false)));
     parts.join(", ")
 }
 
 /// Keyset condition: rows strictly after the cursor `(values…, id)` in the
-/// order given by `exprs`.
+/// order given by `exprs` (before it, with `backward`).
 pub fn after_cursor(
     b: &mut Builder,
     alias: &str,
     exprs: &[(String, bool)],
     values: &[SortValue],
     last_id: &str,
+    backward: bool,
 ) -> String {
     // (e1 > v1) OR (e1 = v1 AND ((e2 > v2) OR (e2 = v2 AND … id > last)))
     let id_expr = format!("{alias}.id{}", b.collate());
     let id_arg = b.text(last_id);
-    let mut cond = format!("{id_expr} > {id_arg}");
+    let mut cond = format!("{id_expr} {} {id_arg}", if backward { "<" } else { ">" });
     for ((expr, desc), v) in exprs.iter().zip(values).rev() {
         let val = match v {
             SortValue::Text(s) => SqlValue::Text(s.clone()),
@@ -559,7 +563,7 @@ pub fn after_cursor(
         };
         let p1 = b.arg(val.clone());
         let p2 = b.arg(val);
-        let op = if *desc { "<" } else { ">" };
+        let op = if *desc != backward { "<" } else { ">" };
         cond = format!("({expr} {op} {p1} OR ({expr} = {p2} AND {cond}))");
     }
     cond

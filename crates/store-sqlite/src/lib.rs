@@ -72,11 +72,20 @@ fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::S
     std::thread::Builder::new()
         .name("sqlite-checkpoint".to_owned())
         .spawn(move || {
+            let mut checkpoints: u64 = 0;
             while rx.recv().is_ok() {
                 // Coalesce the commits that arrived meanwhile into one checkpoint.
                 while rx.try_recv().is_ok() {}
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "sqlite checkpoint failed; retrying after the next commit");
+                }
+                checkpoints += 1;
+                // Keep the query planner's statistics current as data grows
+                // (SQLite's advice: run `PRAGMA optimize` periodically).
+                if (checkpoints.is_power_of_two() || checkpoints.is_multiple_of(1024))
+                    && let Err(e) = conn.execute_batch("PRAGMA optimize")
+                {
+                    tracing::warn!(error = %e, "sqlite optimize failed");
                 }
             }
         })
@@ -584,13 +593,19 @@ impl store::Store for SqliteStore {
             select.push_str(" FROM resource_current c JOIN resource_version v ON v.seq = c.seq");
             let mut sql = filtered(&mut b, &select, &q.rtype, &q.filters);
             if let Some(cursor) = &q.after {
-                let cond =
-                    store_sql::after_cursor(&mut b, "c", &exprs, &cursor.values, &cursor.last_id);
+                let cond = store_sql::after_cursor(
+                    &mut b,
+                    "c",
+                    &exprs,
+                    &cursor.values,
+                    &cursor.last_id,
+                    q.backward,
+                );
                 sql.push_str(&format!(" AND {cond}"));
             }
             sql.push_str(&format!(
                 " ORDER BY {} LIMIT {}",
-                store_sql::order_by(&b, "c", &exprs),
+                store_sql::order_by(&b, "c", &exprs, q.backward),
                 i64_of(q.limit)
             ));
             let mut stmt = c.prepare(&sql).map_err(internal)?;

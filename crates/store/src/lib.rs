@@ -99,6 +99,9 @@ pub struct SearchQuery {
     pub sort: Vec<SortKey>,
     /// Only rows strictly after this position in the sort order.
     pub after: Option<Cursor>,
+    /// Walk the sort order in reverse from `after` (rows strictly before it,
+    /// nearest first): how a `previous` page is read.
+    pub backward: bool,
     pub limit: usize,
 }
 

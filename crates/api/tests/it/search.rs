@@ -545,3 +545,129 @@ async fn strict_and_lenient_handling_and_conditionals() {
         assert_eq!(r.json()["id"], "o4");
     }
 }
+
+#[tokio::test]
+async fn system_search_across_types() {
+    for t in apps().await {
+        load(&t).await;
+        // One type: the same as a type search, with _type kept in the links.
+        let b = t.get("/fhir?_type=Patient&gender=male").await.json();
+        assert_eq!(b["entry"].as_array().unwrap().len(), 1);
+        assert_eq!(b["entry"][0]["resource"]["id"], "p1");
+        assert_eq!(
+            b["link"][0]["url"],
+            format!("{BASE}?_type=Patient&gender=male")
+        );
+        // Several types with a shared parameter, in (type, id) order, paged.
+        let b = t
+            .get("/fhir?_type=Observation,Condition&_lastUpdated=gt2020&_count=3")
+            .await
+            .json();
+        let first: Vec<String> = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}/{}",
+                    e["resource"]["resourceType"].as_str().unwrap(),
+                    e["resource"]["id"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(first, ["Condition/c1", "Observation/o1", "Observation/o2"]);
+        let next = b["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            next.contains("_type=Observation,Condition")
+                || next.contains("_type=Observation%2CCondition"),
+            "{next}"
+        );
+        let b = t
+            .get(next.strip_prefix("http://test.local").unwrap())
+            .await
+            .json();
+        let second: Vec<String> = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(second, ["o3", "o4"]);
+        let b = t
+            .get("/fhir?_type=Observation,Condition&_summary=count")
+            .await
+            .json();
+        assert_eq!(b["total"], 5);
+        // A parameter one of the types lacks is an error naming it; so is _sort.
+        assert_eq!(
+            t.get("/fhir?_type=Observation,Condition&code-value-quantity=x$1")
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            t.get("/fhir?_type=Observation,Condition&_sort=_id")
+                .await
+                .status,
+            405
+        );
+        assert_eq!(t.get("/fhir?gender=male").await.status, 400);
+    }
+}
+
+#[tokio::test]
+async fn previous_links_walk_back() {
+    for t in apps().await {
+        load(&t).await;
+        let links = |b: &Value| -> (Option<String>, Option<String>) {
+            let find = |rel: &str| {
+                b["link"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l["relation"] == rel)
+                    .map(|l| {
+                        l["url"]
+                            .as_str()
+                            .unwrap()
+                            .strip_prefix("http://test.local")
+                            .unwrap()
+                            .to_owned()
+                    })
+            };
+            (find("next"), find("previous"))
+        };
+        let page_ids = |b: &Value| -> Vec<String> {
+            b["entry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let first = t.get("/fhir/Observation?_sort=date&_count=2").await.json();
+        assert_eq!(page_ids(&first), ["o3", "o1"]);
+        let (next, previous) = links(&first);
+        assert!(previous.is_none(), "the first page has no previous");
+        let second = t.get(&next.unwrap()).await.json();
+        assert_eq!(page_ids(&second), ["o2", "o4"]);
+        let (next, previous) = links(&second);
+        assert!(next.is_none());
+        let back = t.get(&previous.unwrap()).await.json();
+        assert_eq!(
+            page_ids(&back),
+            ["o3", "o1"],
+            "previous gives the first page again"
+        );
+        let (next, previous) = links(&back);
+        assert!(previous.is_none() && next.is_some());
+    }
+}
