@@ -151,7 +151,8 @@ async fn negotiate(req: Request, next: Next) -> Response {
             .map(|(_, v)| v)
     });
     let acceptable = match format {
-        Some(f) => is_json_media(&f),
+        // A literal `+` in `_format=application/fhir+json` arrives form-decoded as a space.
+        Some(f) => is_json_media(&f.replace(' ', "+")),
         None => req
             .headers()
             .get(header::ACCEPT)

@@ -103,7 +103,23 @@ pub fn unknown_env_vars(vars: impl Iterator<Item = String>) -> Vec<String> {
 fn read_file(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("invalid configuration file {}: {e}", path.display()))
+    // The error's message and position only: its default text quotes the
+    // offending line, which may hold a secret (a database URL's password).
+    toml::from_str(&text).map_err(|e| {
+        let at = e.span().map(|span| {
+            let line = text
+                .get(..span.start)
+                .map_or(0, |before| before.matches('\n').count())
+                + 1;
+            format!(" (line {line})")
+        });
+        format!(
+            "invalid configuration file {}{}: {}",
+            path.display(),
+            at.unwrap_or_default(),
+            e.message()
+        )
+    })
 }
 
 /// Resolves the layers: command line / environment first, then the file,
@@ -195,6 +211,22 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("listn"), "{err}");
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn config_errors_do_not_quote_secrets() {
+        let p = write("secret", "database_urll = \"postgres://u:hunter2@h/db\"\n");
+        let err = resolve(&ServerArgs {
+            config: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("database_urll") && err.contains("line 1"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
         std::fs::remove_file(p).unwrap();
     }
 

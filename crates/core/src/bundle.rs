@@ -184,8 +184,10 @@ impl<S: Store> Service<S> {
             }
         }
 
-        let now = self.clock.now();
+        // Read the clock once the write lock is held, so that versions
+        // commit in lastUpdated order (clients poll with _since).
         let mut tx = self.store.begin().await?;
+        let now = self.clock.now();
 
         // 1. Decide the id of every entry that writes, and map fullUrls to them.
         let mut ids: Vec<Option<(String, String)>> = vec![None; entries.len()];
@@ -193,6 +195,8 @@ impl<S: Store> Service<S> {
         // Entries whose id this server just minted: known not to exist yet.
         let mut fresh: Vec<bool> = vec![false; entries.len()];
         let mut refs: HashMap<String, String> = HashMap::new();
+        let mut written: std::collections::HashSet<(String, String)> =
+            std::collections::HashSet::new();
         for (i, e) in entries.iter().enumerate() {
             let target = match e.method {
                 Method::Post | Method::Put => {
@@ -206,7 +210,7 @@ impl<S: Store> Service<S> {
                         let criteria = self
                             .conditional_criteria(&t, q)
                             .map_err(|err| in_entry(i, err))?;
-                        tx.lock_key(&format!("{t}?{q}")).await?;
+                        tx.lock_key(&crate::criteria_key(&t, q)).await?;
                         match self.find_in(&mut tx, &t, &criteria).await? {
                             Matches::None => {
                                 mark(&mut fresh, i);
@@ -252,7 +256,7 @@ impl<S: Store> Service<S> {
                     let criteria = self
                         .conditional_criteria(&t, &q)
                         .map_err(|err| in_entry(i, err))?;
-                    tx.lock_key(&format!("{t}?{q}")).await?;
+                    tx.lock_key(&crate::criteria_key(&t, &q)).await?;
                     match self.find_in(&mut tx, &t, &criteria).await? {
                         Matches::None => {
                             mark(&mut fresh, i);
@@ -285,8 +289,34 @@ impl<S: Store> Service<S> {
                     ));
                 }
             }
+            // One transaction may not write one resource twice (R4 http.html:
+            // overlapping identities fail the transaction).
+            let is_existing = existing.get(i).copied().unwrap_or(false);
+            if !is_existing && !written.insert(assigned.clone()) {
+                return Err(in_entry(
+                    i,
+                    CoreError::BadRequest(format!(
+                        "two entries of this transaction write {}/{}",
+                        assigned.0, assigned.1
+                    )),
+                ));
+            }
             if let Some(slot) = ids.get_mut(i) {
                 *slot = Some(assigned);
+            }
+        }
+        // Nor delete what it writes.
+        for (i, e) in entries.iter().enumerate() {
+            if e.method == Method::Delete
+                && let Ok(Target::Instance(t, id)) = parse_target(&e.url)
+                && written.contains(&(t, id))
+            {
+                return Err(in_entry(
+                    i,
+                    CoreError::BadRequest(
+                        "this transaction both deletes and writes one resource".to_owned(),
+                    ),
+                ));
             }
         }
 
@@ -371,7 +401,18 @@ impl<S: Store> Service<S> {
                 Method::Post | Method::Put => {
                     let (rtype, id) = ids.get(i).cloned().flatten().ok_or(CoreError::Internal)?;
                     if existing.get(i).copied().unwrap_or(false) {
-                        let cur = tx.current(&rtype, &id).await?.ok_or(CoreError::Internal)?;
+                        // The match may have been deleted by an earlier entry.
+                        let cur = match tx.current(&rtype, &id).await? {
+                            Some(c) if !c.deleted => c,
+                            _ => {
+                                return Err(in_entry(
+                                    i,
+                                    CoreError::Conflict(format!(
+                                        "{rtype}/{id}, which ifNoneExist matched, is deleted by this transaction"
+                                    )),
+                                ));
+                            }
+                        };
                         Ok(Done::Written(
                             WriteKind::Existing,
                             Resource::from_stored(cur)?,
@@ -648,7 +689,6 @@ fn reason(code: u16) -> &'static str {
     match code {
         400 => "Bad Request",
         404 => "Not Found",
-        405 => "Method Not Allowed",
         409 => "Conflict",
         410 => "Gone",
         412 => "Precondition Failed",

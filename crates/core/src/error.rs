@@ -111,7 +111,7 @@ pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 /// | VersionConflict | 412 | conflict |
 /// | PreconditionFailed | 412 | multiple-matches / processing |
 /// | Conflict | 409 | conflict |
-/// | NotSupported | 405 | not-supported |
+/// | NotSupported | 400 | not-supported |
 /// | Unavailable | 503 | transient |
 /// | Internal | 500 | exception |
 impl CoreError {
@@ -125,7 +125,7 @@ impl CoreError {
             CoreError::Gone { .. } => 410,
             CoreError::VersionConflict(_) | CoreError::PreconditionFailed(_) => 412,
             CoreError::Conflict(_) => 409,
-            CoreError::NotSupported(_) => 405,
+            CoreError::NotSupported(_) => 400,
             CoreError::Unavailable => 503,
             CoreError::Internal | CoreError::InEntry { .. } => 500,
         }

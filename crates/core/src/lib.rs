@@ -144,6 +144,16 @@ pub(crate) fn check_id(id: &str) -> Result<()> {
     }
 }
 
+/// The lock key of conditional criteria: the type and the decoded, sorted
+/// parameters, so that spellings of one query (`a|b`, `a%7Cb`, another
+/// order) serialise against each other.
+pub(crate) fn criteria_key(rtype: &str, query: &str) -> String {
+    let mut pairs = query::parse_query_string(query).unwrap_or_default();
+    pairs.sort();
+    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{rtype}?{}", parts.join("&"))
+}
+
 /// Parses `W/"3"`, `"3"` or `3` (an ETag or version id).
 pub fn parse_version(s: &str) -> Result<u64> {
     let t = s.trim();
@@ -239,11 +249,13 @@ impl<S: Store> Service<S> {
         if_none_exist: Option<&str>,
     ) -> Result<WriteOutcome> {
         let (map, warnings) = self.parse_for(rtype, body)?;
-        let now = self.clock.now();
+        // Read the clock once the write lock is held, so that versions
+        // commit in lastUpdated order (clients poll with _since).
         let mut tx = self.store.begin().await?;
+        let now = self.clock.now();
         if let Some(query) = if_none_exist {
             let criteria = self.conditional_criteria(rtype, query)?;
-            tx.lock_key(&format!("{rtype}?{query}")).await?;
+            tx.lock_key(&criteria_key(rtype, query)).await?;
             match self.find_in(&mut tx, rtype, &criteria).await? {
                 Matches::None => {}
                 Matches::One(id) => {
@@ -323,8 +335,10 @@ impl<S: Store> Service<S> {
         check_id(id)?;
         let (map, warnings) = self.parse_for(rtype, body)?;
         check_body_id(&map, id)?;
-        let now = self.clock.now();
+        // Read the clock once the write lock is held, so that versions
+        // commit in lastUpdated order (clients poll with _since).
         let mut tx = self.store.begin().await?;
+        let now = self.clock.now();
         let (kind, resource) = self
             .write_version(&mut tx, rtype, id, map, if_match, false, now)
             .await?;
@@ -346,12 +360,23 @@ impl<S: Store> Service<S> {
     ) -> Result<WriteOutcome> {
         let (map, warnings) = self.parse_for(rtype, body)?;
         let criteria = self.conditional_criteria(rtype, query)?;
-        let now = self.clock.now();
+        // Read the clock once the write lock is held, so that versions
+        // commit in lastUpdated order (clients poll with _since).
         let mut tx = self.store.begin().await?;
-        tx.lock_key(&format!("{rtype}?{query}")).await?;
+        let now = self.clock.now();
+        tx.lock_key(&criteria_key(rtype, query)).await?;
         let id = match self.find_in(&mut tx, rtype, &criteria).await? {
             Matches::None => match map.get("id").and_then(Value::as_str) {
-                Some(id) => id.to_owned(),
+                Some(id) => {
+                    // Create with the client's id, but never overwrite a
+                    // resource the criteria did not match.
+                    if tx.current(rtype, id).await?.is_some_and(|c| !c.deleted) {
+                        return Err(CoreError::Conflict(format!(
+                            "{rtype}/{id} exists but does not match the criteria"
+                        )));
+                    }
+                    id.to_owned()
+                }
                 None => self.ids.new_id(),
             },
             Matches::One(id) => {
@@ -386,8 +411,10 @@ impl<S: Store> Service<S> {
     pub async fn delete(&self, rtype: &str, id: &str) -> Result<DeleteOutcome> {
         check_type(rtype)?;
         check_id(id)?;
-        let now = self.clock.now();
+        // Read the clock once the write lock is held, so that versions
+        // commit in lastUpdated order (clients poll with _since).
         let mut tx = self.store.begin().await?;
+        let now = self.clock.now();
         let out = self.delete_in(&mut tx, rtype, id, now).await?;
         tx.commit().await?;
         Ok(out)
@@ -397,8 +424,10 @@ impl<S: Store> Service<S> {
     pub async fn conditional_delete(&self, rtype: &str, query: &str) -> Result<DeleteOutcome> {
         check_type(rtype)?;
         let criteria = self.conditional_criteria(rtype, query)?;
-        let now = self.clock.now();
+        // Read the clock once the write lock is held, so that versions
+        // commit in lastUpdated order (clients poll with _since).
         let mut tx = self.store.begin().await?;
+        let now = self.clock.now();
         let out = match self.find_in(&mut tx, rtype, &criteria).await? {
             Matches::None => DeleteOutcome::NothingToDelete,
             Matches::One(id) => self.delete_in(&mut tx, rtype, &id, now).await?,

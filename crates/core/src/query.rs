@@ -35,7 +35,15 @@ fn percent_decode(s: &str) -> Result<String> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| bad())
+    let text = String::from_utf8(out).map_err(|_| bad())?;
+    // Control characters (NUL above all) have no place in a search value
+    // and PostgreSQL cannot even hold NUL in text.
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(CoreError::BadRequest(
+            "the query string holds control characters".to_owned(),
+        ));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -60,5 +68,6 @@ mod tests {
         );
         assert!(parse_query_string("a=%zz").is_err());
         assert!(parse_query_string("a=%e2%28").is_err());
+        assert!(parse_query_string("name=%00").is_err());
     }
 }

@@ -394,7 +394,9 @@ impl<S: Store> Service<S> {
         let mut filters = parsed.filters.clone();
         filters.extend(extra);
         let (after, backward) = match result.cursor.as_deref().map(decode_directed).transpose()? {
-            Some((c, b)) => (Some(c), b),
+            // A cursor belongs to the sort it was made with.
+            Some((c, b)) if c.values.len() == result.sort.len() => (Some(c), b),
+            Some(_) => return Err(CoreError::BadRequest("invalid paging cursor".to_owned())),
             None => (None, false),
         };
         let shape = match (&result.summary, result.elements.is_empty()) {
@@ -550,13 +552,15 @@ impl<S: Store> Service<S> {
                         .await?,
                 );
             }
-            let fresh: Vec<Key> = found
+            let mut fresh: Vec<Key> = found
                 .into_iter()
                 .filter(|k| seen.insert(k.clone()))
                 .collect();
             if fresh.is_empty() {
                 break;
             }
+            // Never read more than the cap allows.
+            fresh.truncate(MAX_INCLUDED.saturating_sub(out.len()));
             let resources = self.store.read_many(&fresh).await?;
             frontier = resources
                 .iter()
@@ -700,11 +704,24 @@ impl<S: Store> Service<S> {
         for r in &rows {
             self.entry(&mut w, r, "match", &Shape::Full);
         }
-        for r in &referenced {
+        // Only what belongs to no patient (practitioners, organisations,
+        // medications…): another patient's resources never ride along.
+        for r in referenced.iter().filter(|r| belongs_to_no_patient(r)) {
             self.entry(&mut w, r, "include", &Shape::Full);
         }
         Ok(w.finish())
     }
+}
+
+/// Is this resource outside every Patient compartment? (Derived from its
+/// index rows, as at write time.)
+fn belongs_to_no_patient(r: &StoredResource) -> bool {
+    let Some(body) = &r.body else { return false };
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return false;
+    };
+    let rows = search::extract(&r.rtype, &value);
+    search::patient_compartment(&r.rtype, &r.id, &rows).is_none()
 }
 
 #[cfg(test)]

@@ -127,6 +127,13 @@ impl Primitive {
 
     /// Checks the lexical form of a non-empty string value.
     fn check_string(self, s: &str) -> Result<(), PrimitiveError> {
+        // R4 datatypes: strings hold no control characters other than
+        // tab, carriage return and line feed (regex `[ \r\n\t\S]+`).
+        if s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
+        {
+            return Err(PrimitiveError::Format("text without control characters"));
+        }
         let (ok, expected) = match self {
             // Numbers and booleans are handled by `check`; strings and markdown
             // only need to be non-empty, which the caller has checked.

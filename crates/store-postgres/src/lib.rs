@@ -239,6 +239,13 @@ fn limit_of(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Runs SQL whose text varies with the request (filters, key lists) as an
+/// unnamed statement: caching it would grow the statement cache without bound.
+async fn query_dynamic(client: &Object, sql: &str, args: &Args) -> Result<Vec<StoredResource>> {
+    let rows = client.query(sql, &refs(args)).await.map_err(db_error)?;
+    rows.iter().map(row_to_resource).collect()
+}
+
 async fn query_resources(client: &Object, sql: &str, args: &Args) -> Result<Vec<StoredResource>> {
     let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
     let rows = client.query(&stmt, &refs(args)).await.map_err(db_error)?;
@@ -478,7 +485,7 @@ const MAX_BINDS: usize = 30_000;
 async fn flush_index(client: &Object, pending: Vec<PendingRow>) -> Result<()> {
     let mut by_kind: Vec<(IndexKind, &'static str, Vec<Args>)> = Vec::new();
     for p in pending {
-        let (kind, cols, vals) = index_insert(&p.row);
+        let (kind, cols, vals) = index_insert(&p.row.clipped());
         let mut all: Args = Vec::with_capacity(vals.len() + 3);
         all.push(Box::new(p.rtype));
         all.push(Box::new(p.id));
@@ -566,12 +573,19 @@ impl store::Store for PostgresStore {
 
     async fn begin(&self) -> Result<PostgresTx> {
         let client = self.pool.get().await.map_err(pool_error)?;
-        client.batch_execute("BEGIN").await.map_err(db_error)?;
-        Ok(PostgresTx {
+        // Own the connection before BEGIN is sent: if this future is dropped
+        // mid-way, the transaction's Drop rolls back instead of returning a
+        // connection with an open transaction to the pool.
+        let tx = PostgresTx {
             client: Some(client),
             pending: Vec::new(),
             queued: Default::default(),
-        })
+        };
+        tx.client()?
+            .batch_execute("BEGIN")
+            .await
+            .map_err(db_error)?;
+        Ok(tx)
     }
 
     async fn read(&self, rtype: &str, id: &str) -> Result<Option<StoredResource>> {
@@ -751,7 +765,7 @@ impl store::Store for PostgresStore {
             let mut b = Builder::new(Dialect::Postgres);
             let cond = keys_sql(&mut b, chunk, "c.rtype", "c.id");
             let sql = format!("{SELECT_CURRENT} WHERE {cond} AND NOT c.deleted");
-            out.extend(query_resources(&client, &sql, &to_args(&b)).await?);
+            out.extend(query_dynamic(&client, &sql, &to_args(&b)).await?);
         }
         Ok(out)
     }
@@ -775,7 +789,7 @@ impl store::Store for PostgresStore {
             "{SELECT_CURRENT} WHERE {cond} ORDER BY c.rtype COLLATE \"C\", c.id COLLATE \"C\" LIMIT {}",
             limit_of(q.limit)
         );
-        query_resources(&client, &sql, &to_args(&b)).await
+        query_dynamic(&client, &sql, &to_args(&b)).await
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>> {

@@ -60,8 +60,9 @@ impl Builder {
         }
     }
 
+    /// A text bind, cut like indexed text (see `store::search::clip`).
     fn text(&mut self, s: &str) -> String {
-        self.arg(SqlValue::Text(s.to_owned()))
+        self.arg(SqlValue::Text(store::search::clip(s).to_owned()))
     }
 
     fn fresh(&mut self, prefix: &str) -> String {
@@ -135,8 +136,9 @@ fn member(
 /// `col` starts with `prefix` (byte-wise), as a range the value index can use.
 fn starts_with(b: &mut Builder, col: &str, prefix: &str) -> String {
     let collate = b.collate();
+    let prefix = store::search::clip(prefix);
     let lo = b.text(prefix);
-    let hi = b.text(&format!("{prefix}\u{10FFFF}"));
+    let hi = b.arg(SqlValue::Text(format!("{prefix}\u{10FFFF}")));
     format!("({col}{collate} >= {lo} AND {col}{collate} < {hi})")
 }
 

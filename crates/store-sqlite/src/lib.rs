@@ -312,7 +312,7 @@ fn delete_index(conn: &Connection, rtype: &str, id: &str) -> Result<()> {
 /// columns `rtype, id, patient_id`).
 fn index_values(row: &IndexRow) -> (IndexKind, &'static str, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value as V;
-    let t = |s: &str| V::Text(s.to_owned());
+    let t = |s: &str| V::Text(store::search::clip(s).to_owned());
     let ot = |s: &Option<String>| s.as_deref().map_or(V::Null, t);
     let r = |f: f64| V::Real(f);
     let on = |f: Option<f64>| f.map_or(V::Null, V::Real);

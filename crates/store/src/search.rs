@@ -311,3 +311,129 @@ pub enum SortValue {
     Int(i64),
     Real(f64),
 }
+
+/// Index and search text is cut to this many bytes (on a character
+/// boundary), on both sides: database index entries have size limits
+/// (PostgreSQL's btree refuses entries over about 2.7 KB), and a search
+/// for text longer than this compares the first 512 bytes.
+pub const MAX_INDEXED_TEXT: usize = 512;
+
+impl IndexRow {
+    /// The row with every text value cut by [`clip`].
+    pub fn clipped(&self) -> IndexRow {
+        let c = |s: &String| clip(s).to_owned();
+        let oc = |s: &Option<String>| s.as_deref().map(|s| clip(s).to_owned());
+        match self {
+            IndexRow::String {
+                param,
+                normalized,
+                exact,
+            } => IndexRow::String {
+                param: param.clone(),
+                normalized: c(normalized),
+                exact: c(exact),
+            },
+            IndexRow::Token {
+                param,
+                system,
+                code,
+                text,
+            } => IndexRow::Token {
+                param: param.clone(),
+                system: oc(system),
+                code: oc(code),
+                text: oc(text),
+            },
+            IndexRow::Reference {
+                param,
+                target_type,
+                target_id,
+                url,
+            } => IndexRow::Reference {
+                param: param.clone(),
+                target_type: target_type.clone(),
+                target_id: oc(target_id),
+                url: oc(url),
+            },
+            IndexRow::Quantity {
+                param,
+                system,
+                code,
+                unit,
+                value,
+                low,
+                high,
+            } => IndexRow::Quantity {
+                param: param.clone(),
+                system: oc(system),
+                code: oc(code),
+                unit: oc(unit),
+                value: *value,
+                low: *low,
+                high: *high,
+            },
+            IndexRow::Uri { param, value } => IndexRow::Uri {
+                param: param.clone(),
+                value: c(value),
+            },
+            IndexRow::Composite {
+                param,
+                system,
+                code,
+                second,
+            } => IndexRow::Composite {
+                param: param.clone(),
+                system: oc(system),
+                code: c(code),
+                second: match second {
+                    CompositeValue::Token { system, code } => CompositeValue::Token {
+                        system: oc(system),
+                        code: c(code),
+                    },
+                    CompositeValue::Quantity {
+                        system,
+                        code,
+                        low,
+                        high,
+                    } => CompositeValue::Quantity {
+                        system: oc(system),
+                        code: oc(code),
+                        low: *low,
+                        high: *high,
+                    },
+                    CompositeValue::String { normalized } => CompositeValue::String {
+                        normalized: c(normalized),
+                    },
+                    other @ CompositeValue::Date { .. } => other.clone(),
+                },
+            },
+            other @ (IndexRow::Date { .. } | IndexRow::Number { .. }) => other.clone(),
+        }
+    }
+}
+
+/// `s` cut to [`MAX_INDEXED_TEXT`] bytes at a character boundary.
+pub fn clip(s: &str) -> &str {
+    if s.len() <= MAX_INDEXED_TEXT {
+        return s;
+    }
+    let mut end = MAX_INDEXED_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_respects_characters() {
+        assert_eq!(clip("abc"), "abc");
+        let long = "é".repeat(400); // 800 bytes
+        let c = clip(&long);
+        assert!(c.len() <= MAX_INDEXED_TEXT && c.len() >= MAX_INDEXED_TEXT - 1);
+        assert!(long.starts_with(c));
+    }
+}

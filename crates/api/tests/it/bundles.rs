@@ -257,3 +257,21 @@ async fn batch_entries_succeed_or_fail_alone() {
         assert_eq!(r.status, 400);
     }
 }
+
+#[tokio::test]
+async fn transactions_refuse_overlapping_identities() {
+    for t in apps().await {
+        let p = json!({"resourceType": "Patient", "id": "dup", "gender": "male"});
+        let put = json!({"resource": p, "request": {"method": "PUT", "url": "Patient/dup"}});
+        let r = t.post("/fhir", &tx(vec![put.clone(), put.clone()])).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        let del = json!({"request": {"method": "DELETE", "url": "Patient/dup"}});
+        let r = t.post("/fhir", &tx(vec![put, del])).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(
+            t.get("/fhir/Patient/dup").await.status,
+            404,
+            "nothing stored"
+        );
+    }
+}

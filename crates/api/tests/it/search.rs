@@ -617,7 +617,7 @@ async fn system_search_across_types() {
             t.get("/fhir?_type=Observation,Condition&_sort=_id")
                 .await
                 .status,
-            405
+            400
         );
         assert_eq!(t.get("/fhir?gender=male").await.status, 400);
     }
@@ -669,5 +669,41 @@ async fn previous_links_walk_back() {
         );
         let (next, previous) = links(&back);
         assert!(previous.is_none() && next.is_some());
+    }
+}
+
+#[tokio::test]
+async fn long_values_and_control_characters() {
+    for t in apps().await {
+        // Text longer than any index entry may be is stored and found by its start.
+        let long = format!("start {}", "x".repeat(5000));
+        let o = json!({"resourceType": "Observation", "status": "final", "code": {"text": "note"}, "valueString": long});
+        let r = t.post("/fhir/Observation", &o.to_string()).await;
+        assert_eq!(r.status, 201, "{}: {}", t.name, r.text);
+        assert_eq!(ids(&t, "Observation?value-string=start").await.len(), 1);
+        // A NUL in a resource is invalid FHIR; in a search value it is refused.
+        let p = json!({"resourceType": "Patient", "name": [{"family": "a\u{0000}b"}]});
+        assert_eq!(t.post("/fhir/Patient", &p.to_string()).await.status, 422);
+        assert_eq!(t.get("/fhir/Patient?name=%00").await.status, 400);
+        // _format with an unescaped + (decoded as a space) is still JSON.
+        assert_eq!(
+            t.get("/fhir/metadata?_format=application/fhir+json")
+                .await
+                .status,
+            200
+        );
+        // A conditional update whose criteria match nothing may not overwrite
+        // another resource through the id in its body.
+        let mine = json!({"resourceType": "Patient", "id": "keep", "gender": "female"});
+        assert_eq!(
+            t.put("/fhir/Patient/keep", &mine.to_string()).await.status,
+            201
+        );
+        let other = json!({"resourceType": "Patient", "id": "keep", "gender": "male"});
+        let r = t
+            .put("/fhir/Patient?family=nobody", &other.to_string())
+            .await;
+        assert_eq!(r.status, 409, "{}", r.text);
+        assert_eq!(t.get("/fhir/Patient/keep").await.json()["gender"], "female");
     }
 }
