@@ -20,6 +20,20 @@ pub const MAX_COUNT: usize = 1000;
 const MAX_ITERATE: usize = 4;
 /// Included resources per page are capped (a hostile `*:iterate`).
 const MAX_INCLUDED: usize = 5000;
+/// A search may name at most this many parameters, with at most this many
+/// values in all: each becomes SQL, and the databases limit bind values.
+const MAX_PARAMETERS: usize = 100;
+const MAX_VALUES: usize = 1000;
+
+fn check_size(params: &[(String, String)]) -> Result<()> {
+    let values: usize = params.iter().map(|(_, v)| v.split(',').count()).sum();
+    if params.len() > MAX_PARAMETERS || values > MAX_VALUES {
+        return Err(CoreError::BadRequest(format!(
+            "a search may have at most {MAX_PARAMETERS} parameters and {MAX_VALUES} values"
+        )));
+    }
+    Ok(())
+}
 
 impl From<search::SearchError> for CoreError {
     fn from(e: search::SearchError) -> Self {
@@ -228,6 +242,7 @@ impl<S: Store> Service<S> {
         rest: &[(String, String)],
         lenient: bool,
     ) -> Result<(String, Vec<String>)> {
+        check_size(rest)?;
         let now = self.clock.now();
         // Parse once per type: a parameter must mean something for every type.
         let mut parsed = Vec::with_capacity(types.len());
@@ -387,6 +402,7 @@ impl<S: Store> Service<S> {
         path: &str,
         link_prefix: &[(String, String)],
     ) -> Result<(String, Vec<String>)> {
+        check_size(params)?;
         let now = self.clock.now();
         let parsed = search::parse(rtype, params, now, lenient)?;
         let result = &parsed.result;

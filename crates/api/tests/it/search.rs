@@ -707,3 +707,21 @@ async fn long_values_and_control_characters() {
         assert_eq!(t.get("/fhir/Patient/keep").await.json()["gender"], "female");
     }
 }
+
+#[tokio::test]
+async fn oversized_searches_are_refused() {
+    for t in apps().await {
+        let many: Vec<String> = (0..2000).map(|i| format!("p{i}")).collect();
+        let r = t
+            .get(&format!("/fhir/Patient?_id={}", many.join(",")))
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        let params: Vec<String> = (0..150).map(|i| format!("family=x{i}")).collect();
+        assert_eq!(
+            t.get(&format!("/fhir/Patient?{}", params.join("&")))
+                .await
+                .status,
+            400
+        );
+    }
+}
