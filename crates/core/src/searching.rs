@@ -729,15 +729,12 @@ impl<S: Store> Service<S> {
     }
 }
 
-/// Is this resource outside every Patient compartment? (Derived from its
-/// index rows, as at write time.)
+/// Can this resource belong to no patient? True for types outside the
+/// Patient CompartmentDefinition (organisations, practitioners,
+/// medications…). Types inside it are either this patient's (and listed as
+/// matches on their own page) or another patient's (and never included).
 fn belongs_to_no_patient(r: &StoredResource) -> bool {
-    let Some(body) = &r.body else { return false };
-    let Ok(value) = serde_json::from_str::<Value>(body) else {
-        return false;
-    };
-    let rows = search::extract(&r.rtype, &value);
-    search::patient_compartment(&r.rtype, &r.id, &rows).is_none()
+    r.rtype != "Patient" && search::registry().compartment_params(&r.rtype).is_empty()
 }
 
 #[cfg(test)]

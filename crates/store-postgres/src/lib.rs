@@ -276,16 +276,28 @@ fn filtered(b: &mut Builder, select: &str, rtype: &str, filters: &[Filter]) -> S
 }
 
 fn keys_sql(b: &mut Builder, keys: &[Key], type_col: &str, id_col: &str) -> String {
-    let parts: Vec<String> = keys
-        .iter()
-        .map(|(t, i)| {
-            let pt = b.arg(SqlValue::Text(t.clone()));
-            let pi = b.arg(SqlValue::Text(i.clone()));
-            format!("({type_col} = {pt} AND {id_col} = {pi})")
+    // Grouped by type as `type = ? AND id IN (…)`: each group is one range
+    // of the (type, id) index, whatever the planner's statistics say.
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (t, i) in keys {
+        match groups.iter_mut().find(|(gt, _)| *gt == t.as_str()) {
+            Some((_, ids)) => ids.push(i),
+            None => groups.push((t, vec![i])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .into_iter()
+        .map(|(t, ids)| {
+            let pt = b.arg(SqlValue::Text(t.to_owned()));
+            let ps: Vec<String> = ids
+                .into_iter()
+                .map(|i| b.arg(SqlValue::Text(i.to_owned())))
+                .collect();
+            format!("({type_col} = {pt} AND {id_col} IN ({}))", ps.join(", "))
         })
         .collect();
     if parts.is_empty() {
-        "FALSE".to_owned()
+        "1 = 0".to_owned()
     } else {
         format!("({})", parts.join(" OR "))
     }

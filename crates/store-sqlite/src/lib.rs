@@ -83,7 +83,7 @@ fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::S
                 // Keep the query planner's statistics current as data grows
                 // (SQLite's advice: run `PRAGMA optimize` periodically).
                 if (checkpoints.is_power_of_two() || checkpoints.is_multiple_of(1024))
-                    && let Err(e) = conn.execute_batch("PRAGMA optimize")
+                    && let Err(e) = conn.execute_batch("PRAGMA analysis_limit=400; PRAGMA optimize;")
                 {
                     tracing::warn!(error = %e, "sqlite optimize failed");
                 }
@@ -490,12 +490,24 @@ fn composite_columns(
 }
 
 fn keys_sql(b: &mut Builder, keys: &[Key], type_col: &str, id_col: &str) -> String {
-    let parts: Vec<String> = keys
-        .iter()
-        .map(|(t, i)| {
-            let pt = b.arg(SqlValue::Text(t.clone()));
-            let pi = b.arg(SqlValue::Text(i.clone()));
-            format!("({type_col} = {pt} AND {id_col} = {pi})")
+    // Grouped by type as `type = ? AND id IN (…)`: each group is one range
+    // of the (type, id) index, whatever the planner's statistics say.
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (t, i) in keys {
+        match groups.iter_mut().find(|(gt, _)| *gt == t.as_str()) {
+            Some((_, ids)) => ids.push(i),
+            None => groups.push((t, vec![i])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .into_iter()
+        .map(|(t, ids)| {
+            let pt = b.arg(SqlValue::Text(t.to_owned()));
+            let ps: Vec<String> = ids
+                .into_iter()
+                .map(|i| b.arg(SqlValue::Text(i.to_owned())))
+                .collect();
+            format!("({type_col} = {pt} AND {id_col} IN ({}))", ps.join(", "))
         })
         .collect();
     if parts.is_empty() {
