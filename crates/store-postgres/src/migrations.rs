@@ -98,4 +98,14 @@ CREATE INDEX idx_composite_value ON idx_composite (rtype, param, code);
 CREATE INDEX idx_composite_owner ON idx_composite (rtype, id);
 "#,
     ),
+    (
+        3,
+        // A compartment page filters on patient_id and orders by (rtype, id):
+        // one index serves both, so the planner never walks every resource
+        // in id order looking for one patient's.
+        r#"
+DROP INDEX resource_current_patient;
+CREATE INDEX resource_current_compartment ON resource_current (patient_id, rtype, id) WHERE patient_id IS NOT NULL;
+"#,
+    ),
 ];
