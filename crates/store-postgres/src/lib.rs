@@ -257,14 +257,16 @@ async fn query_keys(client: &Object, sql: &str, b: &Builder) -> Result<Vec<Key>>
         .query(sql, &refs(&to_args(b)))
         .await
         .map_err(db_error)?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<_, String>(0).map_err(db_error)?,
-                r.try_get::<_, String>(1).map_err(db_error)?,
-            ))
-        })
-        .collect()
+    // Rows with a NULL part (an absolute or canonical reference) are skipped.
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let t: Option<String> = r.try_get(0).map_err(db_error)?;
+        let i: Option<String> = r.try_get(1).map_err(db_error)?;
+        if let (Some(t), Some(i)) = (t, i) {
+            out.push((t, i));
+        }
+    }
+    Ok(out)
 }
 
 /// `SELECT ... WHERE` over current resources of one type matching `filters`.
@@ -730,7 +732,7 @@ impl store::Store for PostgresStore {
             let keys = keys_sql(&mut b, chunk, "r.rtype", "r.id");
             let mut sql = format!(
                 "SELECT DISTINCT r.target_type, r.target_id FROM idx_reference r WHERE {keys} \
-                 AND r.target_type IS NOT NULL AND r.target_id IS NOT NULL"
+"
             );
             if let Some(p) = param {
                 let a = b.arg(SqlValue::Text(p.to_owned()));

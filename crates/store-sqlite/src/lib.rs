@@ -72,20 +72,11 @@ fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::S
     std::thread::Builder::new()
         .name("sqlite-checkpoint".to_owned())
         .spawn(move || {
-            let mut checkpoints: u64 = 0;
             while rx.recv().is_ok() {
                 // Coalesce the commits that arrived meanwhile into one checkpoint.
                 while rx.try_recv().is_ok() {}
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "sqlite checkpoint failed; retrying after the next commit");
-                }
-                checkpoints += 1;
-                // Keep the query planner's statistics current as data grows
-                // (SQLite's advice: run `PRAGMA optimize` periodically).
-                if (checkpoints.is_power_of_two() || checkpoints.is_multiple_of(1024))
-                    && let Err(e) = conn.execute_batch("PRAGMA analysis_limit=400; PRAGMA optimize;")
-                {
-                    tracing::warn!(error = %e, "sqlite optimize failed");
                 }
             }
         })
@@ -517,14 +508,26 @@ fn keys_sql(b: &mut Builder, keys: &[Key], type_col: &str, id_col: &str) -> Stri
     }
 }
 
+/// Runs a two-column (type, id) query; rows with a NULL part are skipped
+/// (filtered here: an `IS NOT NULL` on an indexed column can tempt the
+/// planner into scanning that index whole).
 fn query_keys(conn: &Connection, sql: &str, b: &Builder) -> Result<Vec<Key>> {
     let mut stmt = conn.prepare(sql).map_err(internal)?;
     let rows = stmt
         .query_map(params_from_iter(args(b)), |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+            ))
         })
         .map_err(internal)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+    let rows = rows
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(internal)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(t, i)| Some((t?, i?)))
+        .collect())
 }
 
 /// Large key lists are processed in chunks to stay under SQLite's bind limit.
@@ -676,7 +679,7 @@ impl store::Store for SqliteStore {
                 let keys = keys_sql(&mut b, chunk, "r.rtype", "r.id");
                 let mut sql = format!(
                     "SELECT DISTINCT r.target_type, r.target_id FROM idx_reference r WHERE {keys} \
-                     AND r.target_type IS NOT NULL AND r.target_id IS NOT NULL"
+"
                 );
                 if let Some(p) = param {
                     let a = b.arg(SqlValue::Text(p.to_owned()));
