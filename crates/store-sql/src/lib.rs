@@ -613,6 +613,35 @@ pub fn compartment_conditions(b: &mut Builder, q: &store::CompartmentQuery) -> S
     parts.join(" AND ")
 }
 
+/// `(type = ? AND id IN (…)) OR …` over the columns named, grouped by
+/// type: each group is one range of a (type, id) index, whatever the
+/// planner's statistics say.
+pub fn keys(b: &mut Builder, keys: &[store::Key], type_col: &str, id_col: &str) -> String {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (t, i) in keys {
+        match groups.iter_mut().find(|(gt, _)| *gt == t.as_str()) {
+            Some((_, ids)) => ids.push(i),
+            None => groups.push((t, vec![i])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .into_iter()
+        .map(|(t, ids)| {
+            let pt = b.arg(SqlValue::Text(t.to_owned()));
+            let ps: Vec<String> = ids
+                .into_iter()
+                .map(|i| b.arg(SqlValue::Text(i.to_owned())))
+                .collect();
+            format!("({type_col} = {pt} AND {id_col} IN ({}))", ps.join(", "))
+        })
+        .collect();
+    if parts.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        format!("({})", parts.join(" OR "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

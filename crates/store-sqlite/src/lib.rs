@@ -480,34 +480,6 @@ fn composite_columns(
     }
 }
 
-fn keys_sql(b: &mut Builder, keys: &[Key], type_col: &str, id_col: &str) -> String {
-    // Grouped by type as `type = ? AND id IN (…)`: each group is one range
-    // of the (type, id) index, whatever the planner's statistics say.
-    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (t, i) in keys {
-        match groups.iter_mut().find(|(gt, _)| *gt == t.as_str()) {
-            Some((_, ids)) => ids.push(i),
-            None => groups.push((t, vec![i])),
-        }
-    }
-    let parts: Vec<String> = groups
-        .into_iter()
-        .map(|(t, ids)| {
-            let pt = b.arg(SqlValue::Text(t.to_owned()));
-            let ps: Vec<String> = ids
-                .into_iter()
-                .map(|i| b.arg(SqlValue::Text(i.to_owned())))
-                .collect();
-            format!("({type_col} = {pt} AND {id_col} IN ({}))", ps.join(", "))
-        })
-        .collect();
-    if parts.is_empty() {
-        "1 = 0".to_owned()
-    } else {
-        format!("({})", parts.join(" OR "))
-    }
-}
-
 /// Runs a two-column (type, id) query; rows with a NULL part are skipped
 /// (filtered here: an `IS NOT NULL` on an indexed column can tempt the
 /// planner into scanning that index whole).
@@ -676,7 +648,7 @@ impl store::Store for SqliteStore {
             let mut out = Vec::new();
             for chunk in sources.chunks(KEY_CHUNK) {
                 let mut b = Builder::new(Dialect::Sqlite);
-                let keys = keys_sql(&mut b, chunk, "r.rtype", "r.id");
+                let keys = store_sql::keys(&mut b, chunk, "r.rtype", "r.id");
                 let mut sql = format!(
                     "SELECT DISTINCT r.target_type, r.target_id FROM idx_reference r WHERE {keys} \
 "
@@ -705,7 +677,7 @@ impl store::Store for SqliteStore {
             let mut out = Vec::new();
             for chunk in targets.chunks(KEY_CHUNK) {
                 let mut b = Builder::new(Dialect::Sqlite);
-                let keys = keys_sql(&mut b, chunk, "r.target_type", "r.target_id");
+                let keys = store_sql::keys(&mut b, chunk, "r.target_type", "r.target_id");
                 let st = b.arg(SqlValue::Text(source_type.to_owned()));
                 let mut sql = format!(
                     "SELECT DISTINCT r.rtype, r.id FROM idx_reference r JOIN resource_current c ON c.rtype = r.rtype AND c.id = r.id \
