@@ -8,13 +8,17 @@ use sharedcare_core::CoreError;
 
 use crate::FHIR_JSON;
 
-/// An error on its way out as an `OperationOutcome`.
+/// An error on its way out as an `OperationOutcome`: a core error, or a
+/// response the HTTP layer has already built (413, 415…).
 #[derive(Debug)]
-pub struct ApiError(pub CoreError);
+pub enum ApiError {
+    Core(CoreError),
+    Http(Box<Response>),
+}
 
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
-        ApiError(e)
+        ApiError::Core(e)
     }
 }
 
@@ -39,12 +43,16 @@ pub(crate) fn http_error(status: StatusCode, code: &str, issue: &str, text: &str
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let error = match self {
+            ApiError::Core(e) => e,
+            ApiError::Http(response) => return *response,
+        };
         let status =
-            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
-            tracing::error!(code = self.0.code(), "request failed");
+            tracing::error!(code = error.code(), "request failed");
         }
-        let body = self.0.operation_outcome().to_string();
+        let body = error.operation_outcome().to_string();
         (
             status,
             [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],

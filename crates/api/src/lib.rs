@@ -222,15 +222,15 @@ async fn read_body<S>(
     st: &AppState<S>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<axum::body::Bytes, Response> {
+) -> Result<axum::body::Bytes, ApiError> {
     let limit = st.config.max_body_bytes;
     let too_large = || {
-        http_error(
+        ApiError::Http(Box::new(http_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "SC-2003",
             "too-costly",
             &format!("the request body is larger than the limit of {limit} bytes"),
-        )
+        )))
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -292,7 +292,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     header_str(headers, "if-match")
         .map(sharedcare_core::parse_version)
         .transpose()
-        .map_err(ApiError)
+        .map_err(ApiError::Core)
 }
 
 /// `Wed, 25 Nov 2026 15:25:04 GMT`
@@ -430,10 +430,7 @@ async fn metadata<S: Store>(State(st): St<S>) -> Response {
 }
 
 async fn bundle<S: Store>(State(st): St<S>, headers: HeaderMap, body: Body) -> ApiResult {
-    let bytes = match read_body(&st, &headers, body).await {
-        Ok(b) => b,
-        Err(resp) => return Ok(resp),
-    };
+    let bytes = read_body(&st, &headers, body).await?;
     let out = st.service.bundle(&bytes).await?;
     Ok(fhir_response(StatusCode::OK, out, vec![]))
 }
@@ -458,7 +455,7 @@ async fn compartment<S: Store>(
     headers: HeaderMap,
 ) -> ApiResult {
     if rtype != "Patient" {
-        return Err(ApiError(CoreError::NotSupported(
+        return Err(ApiError::Core(CoreError::NotSupported(
             "only the Patient compartment is supported".to_owned(),
         )));
     }
@@ -475,7 +472,7 @@ async fn everything<S: Store>(
     RawQuery(q): RawQuery,
 ) -> ApiResult {
     if rtype != "Patient" {
-        return Err(ApiError(CoreError::NotSupported(
+        return Err(ApiError::Core(CoreError::NotSupported(
             "$everything is supported on Patient only".to_owned(),
         )));
     }
@@ -491,10 +488,7 @@ async fn create<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let bytes = match read_body(&st, &headers, body).await {
-        Ok(b) => b,
-        Err(resp) => return Ok(resp),
-    };
+    let bytes = read_body(&st, &headers, body).await?;
     let out = st
         .service
         .create(&rtype, &bytes, header_str(&headers, "if-none-exist"))
@@ -523,10 +517,7 @@ async fn update<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let bytes = match read_body(&st, &headers, body).await {
-        Ok(b) => b,
-        Err(resp) => return Ok(resp),
-    };
+    let bytes = read_body(&st, &headers, body).await?;
     let out = st
         .service
         .update(&rtype, &id, &bytes, if_match(&headers)?)
@@ -541,10 +532,7 @@ async fn conditional_update<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let bytes = match read_body(&st, &headers, body).await {
-        Ok(b) => b,
-        Err(resp) => return Ok(resp),
-    };
+    let bytes = read_body(&st, &headers, body).await?;
     let out = st
         .service
         .conditional_update(
@@ -602,12 +590,9 @@ async fn search_post<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let bytes = match read_body(&st, &headers, body).await {
-        Ok(b) => b,
-        Err(resp) => return Ok(resp),
-    };
+    let bytes = read_body(&st, &headers, body).await?;
     let form = std::str::from_utf8(&bytes).map_err(|_| {
-        ApiError(CoreError::BadRequest(
+        ApiError::Core(CoreError::BadRequest(
             "the form body is not UTF-8".to_owned(),
         ))
     })?;
@@ -681,10 +666,7 @@ async fn validate_type<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let bytes = match read_body(&st, &headers, body).await {
-        Ok(b) => b,
-        Err(resp) => return Ok(resp),
-    };
+    let bytes = read_body(&st, &headers, body).await?;
     Ok(validation_response(
         st.service.validate(&rtype, None, &bytes)?,
     ))
@@ -696,10 +678,7 @@ async fn validate_instance<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let bytes = match read_body(&st, &headers, body).await {
-        Ok(b) => b,
-        Err(resp) => return Ok(resp),
-    };
+    let bytes = read_body(&st, &headers, body).await?;
     Ok(validation_response(st.service.validate(
         &rtype,
         Some(&id),

@@ -522,20 +522,12 @@ impl<S: Store> Service<S> {
         };
         let now = self.clock.now();
         let mut w = BundleWriter::new("history", &self.ids.new_id(), &instant::to_instant(now));
-        let self_link = link(
-            &path,
-            &kept,
-            query.before_seq.map(|s| s.to_string()).as_deref(),
-        );
-        let next_link = match (has_next, rows.last()) {
-            (true, Some(last)) => Some(link(&path, &kept, Some(&last.seq.to_string()))),
-            _ => None,
-        };
-        let mut links = vec![("self", self_link.as_str())];
-        if let Some(n) = &next_link {
-            links.push(("next", n.as_str()));
-        }
-        w.links(&links);
+        let next = rows
+            .last()
+            .filter(|_| has_next)
+            .map(|last| last.seq.to_string());
+        let this = query.before_seq.map(|s| s.to_string());
+        page_links(&mut w, &path, &kept, this.as_deref(), next, None);
         for r in &rows {
             let full_url = format!("{}/{}/{}", self.config.base_url, r.rtype, r.id);
             let etag = format!("W/\"{}\"", r.version);
@@ -747,6 +739,29 @@ fn parameters_resource(map: &Map<String, Value>) -> Result<Map<String, Value>> {
             "Parameters needs a 'resource' parameter holding the resource".to_owned(),
         )),
     }
+}
+
+/// Writes a page's `self`, `next` and `previous` links: `path` with
+/// `params` and, where given, each page's cursor.
+pub(crate) fn page_links(
+    w: &mut BundleWriter,
+    path: &str,
+    params: &[(String, String)],
+    this: Option<&str>,
+    next: Option<String>,
+    previous: Option<String>,
+) {
+    let self_link = link(path, params, this);
+    let next = next.map(|c| link(path, params, Some(&c)));
+    let previous = previous.map(|c| link(path, params, Some(&c)));
+    let mut links = vec![("self", self_link.as_str())];
+    if let Some(n) = &next {
+        links.push(("next", n.as_str()));
+    }
+    if let Some(p) = &previous {
+        links.push(("previous", p.as_str()));
+    }
+    w.links(&links);
 }
 
 /// `path?k=v&…[&_cursor=c]`, percent-encoded.

@@ -120,6 +120,18 @@ enum Shape {
     Elements(Vec<String>),
 }
 
+impl Shape {
+    fn of(result: &search::ResultParams) -> Shape {
+        match (&result.summary, result.elements.is_empty()) {
+            (Some(search::Summary::True), _) => Shape::Summary,
+            (Some(search::Summary::Text), _) => Shape::Text,
+            (Some(search::Summary::Data), _) => Shape::Data,
+            (_, false) => Shape::Elements(result.elements.clone()),
+            _ => Shape::Full,
+        }
+    }
+}
+
 fn subsetted(map: &mut Map<String, Value>) {
     let tag = serde_json::json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"});
     let meta = map
@@ -164,11 +176,6 @@ fn shape(body: &str, rtype: &str, shape: &Shape) -> String {
     };
     subsetted(&mut out);
     Value::Object(out).to_string()
-}
-
-/// `path?k=v&…`, percent-encoded, with the cursor last.
-fn link(path: &str, params: &[(String, String)], cursor: Option<&str>) -> String {
-    crate::link(path, params, cursor)
 }
 
 /// Parameters echoed in `self`/`next` links: everything the search used,
@@ -283,8 +290,7 @@ impl<S: Store> Service<S> {
             }
             w.total(total);
             if result.summary == Some(search::Summary::Count) {
-                let self_link = link(&path, &kept, None);
-                w.links(&[("self", self_link.as_str())]);
+                crate::page_links(&mut w, &path, &kept, None, None, None);
                 return Ok((w.finish(), ignored));
             }
         }
@@ -316,30 +322,12 @@ impl<S: Store> Service<S> {
         }
         let has_next = rows.len() > count;
         rows.truncate(count);
-        let self_link = link(&path, &kept, result.cursor.as_deref());
-        let next_link = match (has_next, rows.last()) {
-            (true, Some(last)) => Some(link(
-                &path,
-                &kept,
-                Some(&encode_cursor(
-                    &[SortValue::Text(last.rtype.clone())],
-                    &last.id,
-                )),
-            )),
-            _ => None,
-        };
-        let mut links = vec![("self", self_link.as_str())];
-        if let Some(n) = &next_link {
-            links.push(("next", n.as_str()));
-        }
-        w.links(&links);
-        let shape = match (&result.summary, result.elements.is_empty()) {
-            (Some(search::Summary::True), _) => Shape::Summary,
-            (Some(search::Summary::Text), _) => Shape::Text,
-            (Some(search::Summary::Data), _) => Shape::Data,
-            (_, false) => Shape::Elements(result.elements.clone()),
-            _ => Shape::Full,
-        };
+        let next = rows
+            .last()
+            .filter(|_| has_next)
+            .map(|last| encode_cursor(&[SortValue::Text(last.rtype.clone())], &last.id));
+        crate::page_links(&mut w, &path, &kept, result.cursor.as_deref(), next, None);
+        let shape = Shape::of(&result);
         let included = self
             .included(&rows, &result.include, &result.revinclude)
             .await?;
@@ -415,13 +403,7 @@ impl<S: Store> Service<S> {
             Some(_) => return Err(CoreError::BadRequest("invalid paging cursor".to_owned())),
             None => (None, false),
         };
-        let shape = match (&result.summary, result.elements.is_empty()) {
-            (Some(search::Summary::True), _) => Shape::Summary,
-            (Some(search::Summary::Text), _) => Shape::Text,
-            (Some(search::Summary::Data), _) => Shape::Data,
-            (_, false) => Shape::Elements(result.elements.clone()),
-            _ => Shape::Full,
-        };
+        let shape = Shape::of(result);
         let mut kept_params = link_prefix.to_vec();
         kept_params.extend(kept(params, &parsed.ignored));
         let kept = kept_params;
@@ -429,8 +411,7 @@ impl<S: Store> Service<S> {
 
         if result.summary == Some(search::Summary::Count) {
             w.total(self.store.count(rtype, &filters).await?);
-            let self_link = link(path, &kept, None);
-            w.links(&[("self", self_link.as_str())]);
+            crate::page_links(&mut w, path, &kept, None, None, None);
             return Ok((w.finish(), parsed.ignored));
         }
         if matches!(
@@ -469,39 +450,22 @@ impl<S: Store> Service<S> {
             (more, after.is_some())
         };
 
-        let self_link = link(path, &kept, result.cursor.as_deref());
-        let next_link = match (has_next, page.last()) {
-            (true, Some(last)) => Some(link(
-                path,
-                &kept,
-                Some(&encode_directed(
-                    &last.sort_values,
-                    &last.resource.id,
-                    false,
-                )),
-            )),
-            _ => None,
-        };
-        let previous_link = match (has_previous, page.first()) {
-            (true, Some(first)) => Some(link(
-                path,
-                &kept,
-                Some(&encode_directed(
-                    &first.sort_values,
-                    &first.resource.id,
-                    true,
-                )),
-            )),
-            _ => None,
-        };
-        let mut links = vec![("self", self_link.as_str())];
-        if let Some(n) = &next_link {
-            links.push(("next", n.as_str()));
-        }
-        if let Some(p) = &previous_link {
-            links.push(("previous", p.as_str()));
-        }
-        w.links(&links);
+        let next = page
+            .last()
+            .filter(|_| has_next)
+            .map(|last| encode_directed(&last.sort_values, &last.resource.id, false));
+        let previous = page
+            .first()
+            .filter(|_| has_previous)
+            .map(|first| encode_directed(&first.sort_values, &first.resource.id, true));
+        crate::page_links(
+            &mut w,
+            path,
+            &kept,
+            result.cursor.as_deref(),
+            next,
+            previous,
+        );
 
         let matches: Vec<StoredResource> = page.into_iter().map(|r| r.resource).collect();
         let included = self
@@ -684,23 +648,18 @@ impl<S: Store> Service<S> {
             .iter()
             .find(|(n, _)| n == "_cursor")
             .map(|(_, v)| v.clone());
-        let self_link = link(&path, &kept_params, cursor_in.as_deref());
-        let next_link = match (has_next, rows.last()) {
-            (true, Some(last)) => Some(link(
-                &path,
-                &kept_params,
-                Some(&encode_cursor(
-                    &[SortValue::Text(last.rtype.clone())],
-                    &last.id,
-                )),
-            )),
-            _ => None,
-        };
-        let mut links = vec![("self", self_link.as_str())];
-        if let Some(n) = &next_link {
-            links.push(("next", n.as_str()));
-        }
-        w.links(&links);
+        let next = rows
+            .last()
+            .filter(|_| has_next)
+            .map(|last| encode_cursor(&[SortValue::Text(last.rtype.clone())], &last.id));
+        crate::page_links(
+            &mut w,
+            &path,
+            &kept_params,
+            cursor_in.as_deref(),
+            next,
+            None,
+        );
         // Resources the page refers to that are outside the compartment
         // (practitioners, organisations, medications…).
         let keys: Vec<Key> = rows
