@@ -20,7 +20,8 @@ use store::search::{
     ReferenceValue, StringMatch, TokenValue, UriMatch,
 };
 use store::{
-    Cursor, Filter, HistoryQuery, IndexRow, NewVersion, SearchQuery, SortKey, Store, StoreError, Tx,
+    Cursor, Filter, HistoryQuery, IndexRow, NewVersion, RelationshipRow, SearchQuery, SortKey,
+    Store, StoreError, Tx, relationship,
 };
 
 /// A temporary directory removed on drop (no extra dependency for tests).
@@ -94,6 +95,10 @@ where
     sorting_and_cursors(make().await).await;
     references_scan_reindex_settings(make().await).await;
     compartment_pages(make().await).await;
+    relationships_put_replace_delete(make().await).await;
+    relationships_lookup_order(make().await).await;
+    relationships_rollback(make().await).await;
+    related_filter(make().await).await;
     ready(make().await).await;
 }
 
@@ -1344,5 +1349,678 @@ async fn compartment_pages<S: Store>(s: S) {
     assert_eq!(
         ids(s.compartment(&q(&|q| q.limit = 2)).await.unwrap()),
         ["Condition/c1", "Observation/o1"]
+    );
+}
+
+/// A relationship row from `src` (`Type/id`) with no user and no detail.
+fn rel(
+    src: &str,
+    org: &str,
+    kind: &str,
+    active: bool,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> RelationshipRow {
+    let (src_type, src_id) = src.split_once('/').unwrap();
+    RelationshipRow {
+        org: org.into(),
+        kind: kind.into(),
+        user: None,
+        active,
+        start,
+        end,
+        src_type: src_type.into(),
+        src_id: src_id.into(),
+        detail: None,
+    }
+}
+
+/// A break-glass grant for `user` at `org`, until `end`.
+fn grant(id: &str, org: &str, user: &str, end: i64) -> RelationshipRow {
+    RelationshipRow {
+        user: Some(user.into()),
+        detail: Some("EMERGENCY".into()),
+        ..rel(
+            &format!("{}/{id}", relationship::BREAK_GLASS_SOURCE),
+            org,
+            relationship::BREAK_GLASS,
+            true,
+            Some(0),
+            Some(end),
+        )
+    }
+}
+
+async fn put_rels<S: Store>(s: &S, patient: Option<&str>, rows: &[RelationshipRow]) {
+    let (src_type, src_id) = rows
+        .first()
+        .map(|r| (r.src_type.clone(), r.src_id.clone()))
+        .unwrap();
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships(&src_type, &src_id, patient, rows)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// `src_type/src_id` of each row, in order.
+fn sources(rows: &[RelationshipRow]) -> Vec<String> {
+    rows.iter()
+        .map(|r| format!("{}/{}", r.src_type, r.src_id))
+        .collect()
+}
+
+/// Rows are replaced per source; an empty list or no patient deletes; rows
+/// from another source are refused; a transaction sees its own rows.
+async fn relationships_put_replace_delete<S: Store>(s: S) {
+    let e1 = rel(
+        "Encounter/e1",
+        "A",
+        relationship::ENCOUNTER,
+        true,
+        Some(10),
+        None,
+    );
+    put_rels(&s, Some("p1"), std::slice::from_ref(&e1)).await;
+    put_rels(
+        &s,
+        Some("p1"),
+        &[rel(
+            "EpisodeOfCare/x1",
+            "B",
+            relationship::EPISODE_OF_CARE,
+            true,
+            None,
+            None,
+        )],
+    )
+    .await;
+    // Read back whole: every field round-trips.
+    assert_eq!(s.relationships("p1", Some("A"), None).await.unwrap(), [e1]);
+    let full = RelationshipRow {
+        detail: Some("X".into()),
+        ..grant("g1", "Q", "u1", 99)
+    };
+    put_rels(&s, Some("p1"), std::slice::from_ref(&full)).await;
+    assert_eq!(
+        s.relationships("p1", None, Some("u1")).await.unwrap(),
+        [full]
+    );
+
+    // Replace: the encounter moves to organisation C (two rows now).
+    put_rels(
+        &s,
+        Some("p1"),
+        &[
+            rel(
+                "Encounter/e1",
+                "C",
+                relationship::ENCOUNTER,
+                false,
+                Some(10),
+                Some(20),
+            ),
+            rel(
+                "Encounter/e1",
+                "D",
+                relationship::ENCOUNTER,
+                false,
+                Some(10),
+                Some(20),
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        s.relationships("p1", Some("A"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        sources(&s.relationships("p1", Some("C"), None).await.unwrap()),
+        ["Encounter/e1"]
+    );
+    assert_eq!(
+        sources(&s.relationships("p1", Some("D"), None).await.unwrap()),
+        ["Encounter/e1"]
+    );
+    // The other source is untouched.
+    assert_eq!(
+        sources(&s.relationships("p1", Some("B"), None).await.unwrap()),
+        ["EpisodeOfCare/x1"]
+    );
+
+    // Delete: no rows, or no patient.
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships("Encounter", "e1", Some("p1"), &[])
+        .await
+        .unwrap();
+    tx.put_relationships(
+        "EpisodeOfCare",
+        "x1",
+        None,
+        &[rel(
+            "EpisodeOfCare/x1",
+            "B",
+            relationship::EPISODE_OF_CARE,
+            true,
+            None,
+            None,
+        )],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    for org in ["B", "C", "D"] {
+        assert!(
+            s.relationships("p1", Some(org), None)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{org}"
+        );
+    }
+
+    // A row from another source is refused before anything is written.
+    let mut tx = s.begin().await.unwrap();
+    let err = tx
+        .put_relationships(
+            "Encounter",
+            "e2",
+            Some("p1"),
+            &[
+                rel(
+                    "Encounter/e2",
+                    "A",
+                    relationship::ENCOUNTER,
+                    true,
+                    None,
+                    None,
+                ),
+                rel(
+                    "Encounter/e3",
+                    "A",
+                    relationship::ENCOUNTER,
+                    true,
+                    None,
+                    None,
+                ),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    drop(tx);
+
+    // Inside a transaction: its own rows are visible to it, to others only
+    // after commit.
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships(
+        "Encounter",
+        "e2",
+        Some("p1"),
+        &[rel(
+            "Encounter/e2",
+            "A",
+            relationship::ENCOUNTER,
+            true,
+            None,
+            None,
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sources(&tx.relationships("p1", Some("A"), None).await.unwrap()),
+        ["Encounter/e2"]
+    );
+    assert!(
+        s.relationships("p1", Some("A"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        sources(&s.relationships("p1", Some("A"), None).await.unwrap()),
+        ["Encounter/e2"]
+    );
+}
+
+/// `relationships` returns the asking organisation's rows, every GP
+/// registration and the user's own grants, of that patient only: active
+/// first, then by end descending with no end first, then by source.
+async fn relationships_lookup_order<S: Store>(s: S) {
+    use relationship::{CARE_TEAM, ENCOUNTER, EPISODE_OF_CARE, GP_REGISTRATION, REFERRAL};
+    let p1: Vec<RelationshipRow> = vec![
+        rel("Encounter/e1", "A", ENCOUNTER, false, Some(50), Some(100)),
+        rel(
+            "EpisodeOfCare/x1",
+            "A",
+            EPISODE_OF_CARE,
+            true,
+            Some(0),
+            None,
+        ),
+        rel("CareTeam/ct1", "A", CARE_TEAM, true, None, Some(500)),
+        rel("Patient/p1", "G", GP_REGISTRATION, true, Some(0), None),
+        rel("ServiceRequest/r1", "B", REFERRAL, true, None, None),
+        grant("bg1", "B", "u2", 1_000),
+    ];
+    for row in &p1 {
+        put_rels(&s, Some("p1"), std::slice::from_ref(row)).await;
+    }
+    // Another patient's rows, of the same organisations, never show.
+    for row in [
+        rel("Encounter/e9", "A", ENCOUNTER, true, None, None),
+        rel("Patient/p2", "G", GP_REGISTRATION, true, None, None),
+    ] {
+        put_rels(&s, Some("p2"), &[row]).await;
+    }
+    put_rels(&s, Some("p2"), &[grant("bg9", "B", "u2", 2_000)]).await;
+
+    let of = |org: Option<&'static str>, user: Option<&'static str>| {
+        let s = s.clone();
+        async move { sources(&s.relationships("p1", org, user).await.unwrap()) }
+    };
+    assert_eq!(
+        of(Some("A"), None).await,
+        [
+            "EpisodeOfCare/x1",
+            "Patient/p1",
+            "CareTeam/ct1",
+            "Encounter/e1"
+        ]
+    );
+    assert_eq!(
+        of(Some("A"), Some("u2")).await,
+        [
+            "EpisodeOfCare/x1",
+            "Patient/p1",
+            "$break-glass/bg1",
+            "CareTeam/ct1",
+            "Encounter/e1"
+        ]
+    );
+    assert_eq!(of(Some("A"), Some("u1")).await, of(Some("A"), None).await);
+    assert_eq!(
+        of(None, Some("u2")).await,
+        ["Patient/p1", "$break-glass/bg1"]
+    );
+    assert_eq!(of(None, None).await, ["Patient/p1"]);
+    // B's referral, and the grant at B: rows of the organisation come back
+    // whatever user asks (the caller checks `user`).
+    assert_eq!(
+        of(Some("B"), None).await,
+        ["Patient/p1", "ServiceRequest/r1", "$break-glass/bg1"]
+    );
+    assert_eq!(of(Some("Z"), None).await, ["Patient/p1"]);
+    assert!(
+        s.relationships("p3", Some("A"), Some("u2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The rows come back whole.
+    let got = s.relationships("p1", Some("B"), None).await.unwrap();
+    assert_eq!(got[2], p1[5]);
+
+    // At most 200 rows (one source with 250: several INSERTs).
+    let many: Vec<RelationshipRow> = (0..250)
+        .map(|i| {
+            rel(
+                "Encounter/many",
+                &format!("M{i:03}"),
+                ENCOUNTER,
+                true,
+                None,
+                Some(i),
+            )
+        })
+        .collect();
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships("Encounter", "many", Some("p4"), &many[..1])
+        .await
+        .unwrap();
+    tx.put_relationships("Encounter", "many", Some("p4"), &many)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    for org in ["M000", "M249"] {
+        assert_eq!(
+            s.relationships("p4", Some(org), None).await.unwrap().len(),
+            1
+        );
+    }
+    let mut tx = s.begin().await.unwrap();
+    // Every row of kind gp-registration counts: turn them all into one.
+    let gp: Vec<RelationshipRow> = many
+        .iter()
+        .map(|r| RelationshipRow {
+            kind: GP_REGISTRATION.into(),
+            ..r.clone()
+        })
+        .collect();
+    tx.put_relationships("Encounter", "many", Some("p4"), &gp)
+        .await
+        .unwrap();
+    let top = tx.relationships("p4", None, None).await.unwrap();
+    assert_eq!(top.len(), relationship::MAX_ROWS);
+    // Ordered by end descending: 249 first.
+    assert_eq!(top[0].org, "M249");
+    assert_eq!(top[199].org, "M050");
+    tx.commit().await.unwrap();
+}
+
+/// Relationship rows written in a transaction that is dropped are not
+/// stored; rows it deleted stay.
+async fn relationships_rollback<S: Store>(s: S) {
+    let x1 = rel(
+        "EpisodeOfCare/x1",
+        "A",
+        relationship::EPISODE_OF_CARE,
+        true,
+        None,
+        None,
+    );
+    put_rels(&s, Some("p1"), std::slice::from_ref(&x1)).await;
+    {
+        let mut tx = s.begin().await.unwrap();
+        tx.put_relationships(
+            "Encounter",
+            "e1",
+            Some("p1"),
+            &[rel(
+                "Encounter/e1",
+                "A",
+                relationship::ENCOUNTER,
+                true,
+                None,
+                None,
+            )],
+        )
+        .await
+        .unwrap();
+        tx.put_relationships("EpisodeOfCare", "x1", None, &[])
+            .await
+            .unwrap();
+        assert!(tx.relationships("p1", Some("A"), None).await.unwrap().len() == 1);
+        drop(tx);
+    }
+    assert_eq!(s.relationships("p1", Some("A"), None).await.unwrap(), [x1]);
+    // Population search agrees.
+    let mut tx = s.begin().await.unwrap();
+    tx.put(&resource("Patient", "p1", 1, vec![])).await.unwrap();
+    tx.commit().await.unwrap();
+    let related = Filter::Related {
+        org: "A".into(),
+        user: None,
+        now: 10,
+        recent_since: 0,
+    };
+    assert_eq!(matching(&s, "Patient", vec![related]).await, ["p1"]);
+}
+
+/// `Filter::Related`: population search over the relationship rows, with
+/// the time rules worked out by hand (now = 1000, recent since 500).
+async fn related_filter<S: Store>(s: S) {
+    use relationship::{CARE_TEAM, ENCOUNTER, EPISODE_OF_CARE, GP_REGISTRATION, REFERRAL};
+    let (now, recent_since) = (1_000, 500);
+    let mut tx = s.begin().await.unwrap();
+    for (id, gender) in [
+        ("p1", "male"),
+        ("p2", "male"),
+        ("p3", "male"),
+        ("p4", "female"),
+        ("p5", "female"),
+        ("p6", "female"),
+        ("p7", "male"),
+        ("p8", "male"),
+        ("p9", "female"),
+        ("pd", "male"),
+    ] {
+        tx.put(&resource(
+            "Patient",
+            id,
+            1,
+            vec![token("gender", None, gender)],
+        ))
+        .await
+        .unwrap();
+    }
+    tx.put(&resource(
+        "Observation",
+        "o1",
+        1,
+        vec![reference("subject", "Patient", "p1")],
+    ))
+    .await
+    .unwrap();
+    tx.put(&resource(
+        "Observation",
+        "o7",
+        1,
+        vec![reference("subject", "Patient", "p7")],
+    ))
+    .await
+    .unwrap();
+    let facts: Vec<(&str, RelationshipRow)> = vec![
+        // Active, started, no end: matches.
+        (
+            "p1",
+            rel(
+                "EpisodeOfCare/x1",
+                "A",
+                EPISODE_OF_CARE,
+                true,
+                Some(100),
+                None,
+            ),
+        ),
+        // A second matching row of p1: still one result.
+        (
+            "p1",
+            rel("Patient/p1", "A", GP_REGISTRATION, true, None, None),
+        ),
+        // Ended before now.
+        (
+            "p2",
+            rel("CareTeam/ct2", "A", CARE_TEAM, true, None, Some(900)),
+        ),
+        // Starts in the future.
+        (
+            "p3",
+            rel("ServiceRequest/r3", "A", REFERRAL, true, Some(2_000), None),
+        ),
+        // A finished encounter within recent_since.
+        (
+            "p4",
+            rel("Encounter/e4", "A", ENCOUNTER, false, Some(550), Some(600)),
+        ),
+        // A finished encounter before recent_since.
+        (
+            "p5",
+            rel("Encounter/e5", "A", ENCOUNTER, false, Some(300), Some(400)),
+        ),
+        // A break-glass grant for u1 only.
+        ("p6", grant("bg6", "A", "u1", 2_000)),
+        // Another organisation.
+        (
+            "p7",
+            rel("EpisodeOfCare/x7", "B", EPISODE_OF_CARE, true, None, None),
+        ),
+        // Inactive, and not an encounter: an open end does not help.
+        (
+            "p8",
+            rel("EpisodeOfCare/x8", "A", EPISODE_OF_CARE, false, None, None),
+        ),
+        // Bounds are inclusive: starts and ends exactly now.
+        (
+            "p9",
+            rel("CareTeam/ct9", "A", CARE_TEAM, true, Some(now), Some(now)),
+        ),
+        // A deleted patient is never found.
+        (
+            "pd",
+            rel("EpisodeOfCare/xd", "A", EPISODE_OF_CARE, true, None, None),
+        ),
+    ];
+    for (patient, row) in &facts {
+        tx.put_relationships(
+            &row.src_type,
+            &row.src_id,
+            Some(*patient),
+            std::slice::from_ref(row),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    put_one(&s, version("Patient", "pd", 2, 2, None)).await;
+
+    let related = |org: &str, user: Option<&str>| Filter::Related {
+        org: org.into(),
+        user: user.map(str::to_owned),
+        now,
+        recent_since,
+    };
+    assert_eq!(
+        matching(&s, "Patient", vec![related("A", None)]).await,
+        ["p1", "p4", "p9"]
+    );
+    assert_eq!(
+        matching(&s, "Patient", vec![related("A", Some("u1"))]).await,
+        ["p1", "p4", "p6", "p9"]
+    );
+    assert_eq!(
+        matching(&s, "Patient", vec![related("A", Some("u2"))]).await,
+        ["p1", "p4", "p9"]
+    );
+    assert_eq!(
+        matching(&s, "Patient", vec![related("B", None)]).await,
+        ["p7"]
+    );
+    assert!(
+        matching(&s, "Patient", vec![related("Z", Some("u1"))])
+            .await
+            .is_empty()
+    );
+    // Moving recent_since past p4's end drops it.
+    assert_eq!(
+        matching(
+            &s,
+            "Patient",
+            vec![Filter::Related {
+                org: "A".into(),
+                user: None,
+                now,
+                recent_since: 601,
+            }]
+        )
+        .await,
+        ["p1", "p9"]
+    );
+
+    // AND with other filters.
+    assert_eq!(
+        matching(
+            &s,
+            "Patient",
+            vec![
+                related("A", Some("u1")),
+                Filter::Token {
+                    param: "gender".into(),
+                    not: false,
+                    any_of: vec![tv(None, Some("female"))],
+                },
+            ]
+        )
+        .await,
+        ["p4", "p6", "p9"]
+    );
+    assert_eq!(
+        matching(
+            &s,
+            "Patient",
+            vec![
+                Filter::Id(vec!["p1".into(), "p2".into(), "p4".into()]),
+                related("A", None),
+            ]
+        )
+        .await,
+        ["p1", "p4"]
+    );
+    // Inside AnyOf.
+    assert_eq!(
+        matching(
+            &s,
+            "Patient",
+            vec![Filter::AnyOf(vec![
+                vec![related("A", None)],
+                vec![Filter::Id(vec!["p7".into()])],
+            ])]
+        )
+        .await,
+        ["p1", "p4", "p7", "p9"]
+    );
+    assert_eq!(
+        matching(
+            &s,
+            "Patient",
+            vec![Filter::AnyOf(vec![
+                vec![related("B", None)],
+                vec![
+                    related("A", Some("u1")),
+                    Filter::Token {
+                        param: "gender".into(),
+                        not: false,
+                        any_of: vec![tv(None, Some("male"))],
+                    },
+                ],
+            ])]
+        )
+        .await,
+        ["p1", "p7"]
+    );
+    // Through a chain: observations of related patients.
+    assert_eq!(
+        matching(
+            &s,
+            "Observation",
+            vec![Filter::Chain {
+                param: "subject".into(),
+                target_type: "Patient".into(),
+                filters: vec![related("A", None)],
+            }]
+        )
+        .await,
+        ["o1"]
+    );
+    // Only Patients have relationships: any other type matches nothing.
+    assert!(
+        matching(&s, "Observation", vec![related("A", None)])
+            .await
+            .is_empty()
+    );
+
+    // Inside a transaction, its own rows count.
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships(
+        "Encounter",
+        "e5",
+        Some("p5"),
+        &[rel("Encounter/e5", "A", ENCOUNTER, true, Some(300), None)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tx.find("Patient", &[related("A", None)], 10).await.unwrap(),
+        ["p1", "p4", "p5", "p9"]
+    );
+    drop(tx);
+    assert_eq!(
+        matching(&s, "Patient", vec![related("A", None)]).await,
+        ["p1", "p4", "p9"]
     );
 }

@@ -15,8 +15,8 @@ mod migrations;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
-    Filter, HistoryQuery, IndexRow, Key, NewVersion, Result, SearchQuery, SearchRow, StoreError,
-    StoredResource,
+    Filter, HistoryQuery, IndexRow, Key, NewVersion, RelationshipRow, Result, SearchQuery,
+    SearchRow, StoreError, StoredResource,
 };
 use store_sql::{Builder, Dialect, SqlValue};
 use tokio_postgres::types::ToSql;
@@ -229,7 +229,9 @@ fn to_args(b: &Builder) -> Args {
                 SqlValue::Text(s) => Box::new(s.clone()),
                 SqlValue::Int(i) => Box::new(*i),
                 SqlValue::Real(r) => Box::new(*r),
+                SqlValue::Bool(v) => Box::new(*v),
                 SqlValue::Null => Box::new(Option::<String>::None),
+                SqlValue::NullInt => Box::new(Option::<i64>::None),
             }
         })
         .collect()
@@ -538,6 +540,87 @@ async fn find_ids(
         .collect()
 }
 
+/// `store::Store::relationships` on one connection. Four texts at most
+/// (org and user each present or not): prepared once per connection.
+async fn relationships(
+    client: &Object,
+    patient_id: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+) -> Result<Vec<RelationshipRow>> {
+    let mut b = Builder::new(Dialect::Postgres);
+    let sql = store_sql::relationships_query(&mut b, patient_id, org, user);
+    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    let rows = client
+        .query(&stmt, &refs(&to_args(&b)))
+        .await
+        .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok(RelationshipRow {
+                org: r.try_get(0).map_err(db_error)?,
+                kind: r.try_get(1).map_err(db_error)?,
+                user: r.try_get(2).map_err(db_error)?,
+                active: r.try_get(3).map_err(db_error)?,
+                start: r.try_get(4).map_err(db_error)?,
+                end: r.try_get(5).map_err(db_error)?,
+                src_type: r.try_get(6).map_err(db_error)?,
+                src_id: r.try_get(7).map_err(db_error)?,
+                detail: r.try_get(8).map_err(db_error)?,
+            })
+        })
+        .collect()
+}
+
+/// Relationship rows up to this many per source are written with a cached
+/// statement (a bounded set of texts); more, rare, go unnamed.
+const CACHED_RELATIONSHIP_ROWS: usize = 8;
+
+/// `store::Tx::put_relationships`: the delete and the first INSERT in one
+/// statement (one round trip). Both see the statement's starting snapshot,
+/// so the delete removes the old rows only, never the ones just inserted.
+async fn put_relationships(
+    client: &Object,
+    src_type: &str,
+    src_id: &str,
+    patient_id: Option<&str>,
+    rows: &[RelationshipRow],
+) -> Result<()> {
+    store::relationship::check_sources(src_type, src_id, rows)?;
+    let mut chunks = rows.chunks(store_sql::RELATIONSHIP_ROWS_PER_INSERT);
+    let mut b = Builder::new(Dialect::Postgres);
+    let delete = store_sql::relationship_delete(&mut b, src_type, src_id);
+    let first = patient_id.and_then(|p| Some((p, chunks.next()?)));
+    let sql = match first {
+        Some((patient_id, chunk)) => {
+            let insert = store_sql::relationship_insert(&mut b, patient_id, chunk);
+            format!("WITH d AS ({delete}) {insert}")
+        }
+        None => delete,
+    };
+    let cached = rows.len() <= CACHED_RELATIONSHIP_ROWS;
+    execute(client, &sql, &to_args(&b), cached).await?;
+    if let Some(patient_id) = patient_id {
+        for chunk in chunks {
+            let mut b = Builder::new(Dialect::Postgres);
+            let sql = store_sql::relationship_insert(&mut b, patient_id, chunk);
+            execute(client, &sql, &to_args(&b), false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Executes `sql`, through the statement cache when its text is one of a
+/// bounded set (`cached`), else as an unnamed statement.
+async fn execute(client: &Object, sql: &str, args: &Args, cached: bool) -> Result<u64> {
+    if cached {
+        let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
+        client.execute(&stmt, &refs(args)).await.map_err(db_error)
+    } else {
+        client.execute(sql, &refs(args)).await.map_err(db_error)
+    }
+}
+
 fn sort_value(r: &Row, i: usize) -> Result<SortValue> {
     use tokio_postgres::types::Type;
     let ty = r
@@ -778,6 +861,16 @@ impl store::Store for PostgresStore {
         query_dynamic(&client, &sql, &to_args(&b)).await
     }
 
+    async fn relationships(
+        &self,
+        patient_id: &str,
+        org: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Vec<RelationshipRow>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        relationships(&client, patient_id, org, user).await
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>> {
         let client = self.pool.get().await.map_err(pool_error)?;
         let row = client
@@ -992,6 +1085,25 @@ impl store::Tx for PostgresTx {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn put_relationships(
+        &mut self,
+        src_type: &str,
+        src_id: &str,
+        patient_id: Option<&str>,
+        rows: &[RelationshipRow],
+    ) -> Result<()> {
+        put_relationships(self.client()?, src_type, src_id, patient_id, rows).await
+    }
+
+    async fn relationships(
+        &mut self,
+        patient_id: &str,
+        org: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Vec<RelationshipRow>> {
+        relationships(self.client()?, patient_id, org, user).await
     }
 
     async fn commit(mut self) -> Result<()> {

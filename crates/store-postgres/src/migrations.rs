@@ -108,4 +108,29 @@ DROP INDEX resource_current_patient;
 CREATE INDEX resource_current_compartment ON resource_current (patient_id, rtype, id) WHERE patient_id IS NOT NULL;
 "#,
     ),
+    (
+        4,
+        // Relationship facts for the access policy: per patient, the
+        // organisations with a legitimate relationship and per-user grants,
+        // replaced per source resource. (patient_id, org) serves the per-request
+        // lookup, (org, patient_id) the population search, (src_type, src_id)
+        // the replacement.
+        r#"
+CREATE TABLE relationship (
+    patient_id TEXT COLLATE "C" NOT NULL,
+    org        TEXT COLLATE "C" NOT NULL,
+    kind       TEXT COLLATE "C" NOT NULL,
+    user_sub   TEXT COLLATE "C",
+    active     BOOLEAN NOT NULL,
+    start_at   BIGINT,
+    end_at     BIGINT,
+    src_type   TEXT COLLATE "C" NOT NULL,
+    src_id     TEXT COLLATE "C" NOT NULL,
+    detail     TEXT COLLATE "C"
+);
+CREATE INDEX relationship_patient_org ON relationship (patient_id, org);
+CREATE INDEX relationship_org_patient ON relationship (org, patient_id);
+CREATE INDEX relationship_source ON relationship (src_type, src_id);
+"#,
+    ),
 ];

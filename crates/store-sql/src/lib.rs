@@ -11,13 +11,18 @@
 //!
 //! Resource rows are `resource_current` under an alias (`c`, `c1`, …); every
 //! index table has `(rtype, id, param, …)` columns keyed to it.
+//!
+//! Relationship facts ([`store::RelationshipRow`]) live in one table,
+//! `relationship`, keyed by `patient_id` (the Patient's logical id) and
+//! replaced per source `(src_type, src_id)`; its statements are here too
+//! ([`relationships_query`], [`relationship_delete`], [`relationship_insert`]).
 
-use store::Micros;
 use store::search::SortValue;
 use store::search::{
     CompositeFilter, CompositeSecond, Filter, IndexKind, Prefix, QuantityValue, RangeValue,
     ReferenceValue, SortKey, StringMatch, TokenValue, UriMatch,
 };
+use store::{Micros, RelationshipRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -31,7 +36,12 @@ pub enum SqlValue {
     Text(String),
     Int(i64),
     Real(f64),
+    /// A boolean column: an INTEGER 0/1 in SQLite, a BOOLEAN in PostgreSQL.
+    Bool(bool),
+    /// A NULL text.
     Null,
+    /// A NULL integer (PostgreSQL checks a bind's type, even a NULL's).
+    NullInt,
 }
 
 /// SQL text under construction with its bind values.
@@ -74,6 +84,14 @@ impl Builder {
         match self.dialect {
             Dialect::Sqlite => format!("{alias}.deleted = 0"),
             Dialect::Postgres => format!("NOT {alias}.deleted"),
+        }
+    }
+
+    /// `col` (a boolean column) is true.
+    pub fn is_true(&self, col: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("{col} = 1"),
+            Dialect::Postgres => col.to_owned(),
         }
     }
 
@@ -473,7 +491,129 @@ fn filter(b: &mut Builder, alias: &str, rtype: &str, f: &Filter) -> String {
             let parts: Vec<String> = groups.iter().map(|g| filters(b, alias, rtype, g)).collect();
             format!("({})", or(parts))
         }
+        Filter::Related {
+            org,
+            user,
+            now,
+            recent_since,
+        } => related(b, alias, rtype, org, user.as_deref(), *now, *recent_since),
     }
+}
+
+/// [`Filter::Related`]: a semi-join driven by the `(org, patient_id)` index.
+/// Only Patients have relationships; any other type matches nothing.
+fn related(
+    b: &mut Builder,
+    alias: &str,
+    rtype: &str,
+    org: &str,
+    user: Option<&str>,
+    now: Micros,
+    recent_since: Micros,
+) -> String {
+    if rtype != "Patient" {
+        return "1 = 0".to_owned();
+    }
+    let r = b.fresh("r");
+    let o = b.text(org);
+    let who = match user {
+        None => format!("{r}.user_sub IS NULL"),
+        Some(u) => {
+            let p = b.text(u);
+            format!("({r}.user_sub IS NULL OR {r}.user_sub = {p})")
+        }
+    };
+    let active = b.is_true(&format!("{r}.active"));
+    let now = b.arg(SqlValue::Int(now));
+    let encounter = b.text(store::relationship::ENCOUNTER);
+    let recent = b.arg(SqlValue::Int(recent_since));
+    format!(
+        "{alias}.id IN (SELECT {r}.patient_id FROM relationship {r} WHERE {r}.org = {o} AND {who} \
+         AND (({active} AND ({r}.start_at IS NULL OR {r}.start_at <= {now}) AND ({r}.end_at IS NULL OR {r}.end_at >= {now})) \
+         OR ({r}.kind = {encounter} AND {r}.end_at >= {recent})))"
+    )
+}
+
+/// The columns [`relationships_query`] selects, in order: read them back
+/// into a [`RelationshipRow`] by position.
+pub const RELATIONSHIP_COLUMNS: &str =
+    "r.org, r.kind, r.user_sub, r.active, r.start_at, r.end_at, r.src_type, r.src_id, r.detail";
+
+/// `store::Store::relationships`: the rows of one patient with `org = org`,
+/// or of kind gp-registration, or with `user_sub = user` (a `None` leaves
+/// its clause out), in the documented order, at most
+/// [`store::relationship::MAX_ROWS`]. The `patient_id` equality leads the
+/// `(patient_id, org)` index; the rest is a filter over one patient's rows.
+pub fn relationships_query(
+    b: &mut Builder,
+    patient_id: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+) -> String {
+    let p = b.arg(SqlValue::Text(patient_id.to_owned()));
+    let mut any = Vec::new();
+    if let Some(org) = org {
+        let o = b.text(org);
+        any.push(format!("r.org = {o}"));
+    }
+    // GP registrations and sealed-item markers, whichever organisation asks.
+    let gp = b.text(store::relationship::GP_REGISTRATION);
+    let sealed = b.text(store::relationship::SEALED);
+    let nopat = b.text(store::relationship::NOT_FOR_PATIENT);
+    any.push(format!("r.kind IN ({gp}, {sealed}, {nopat})"));
+    if let Some(user) = user {
+        let u = b.text(user);
+        any.push(format!("r.user_sub = {u}"));
+    }
+    let c = b.collate();
+    format!(
+        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id = {p} AND ({}) \
+         ORDER BY r.active DESC, (r.end_at IS NULL) DESC, r.end_at DESC, \
+         r.src_type{c}, r.src_id{c}, r.kind{c}, r.org{c} LIMIT {}",
+        or(any),
+        store::relationship::MAX_ROWS
+    )
+}
+
+/// Deletes every relationship row of one source (the `(src_type, src_id)`
+/// index).
+pub fn relationship_delete(b: &mut Builder, src_type: &str, src_id: &str) -> String {
+    let t = b.arg(SqlValue::Text(src_type.to_owned()));
+    let i = b.arg(SqlValue::Text(src_id.to_owned()));
+    format!("DELETE FROM relationship WHERE src_type = {t} AND src_id = {i}")
+}
+
+/// Relationship rows per INSERT: ten binds each, well under either
+/// backend's bind limit.
+pub const RELATIONSHIP_ROWS_PER_INSERT: usize = 200;
+
+/// One multi-row INSERT of `rows` (at most [`RELATIONSHIP_ROWS_PER_INSERT`])
+/// under `patient_id`. `org` is cut like indexed text (it is indexed).
+pub fn relationship_insert(b: &mut Builder, patient_id: &str, rows: &[RelationshipRow]) -> String {
+    let text = |v: &Option<String>| v.clone().map_or(SqlValue::Null, SqlValue::Text);
+    let int = |v: Option<Micros>| v.map_or(SqlValue::NullInt, SqlValue::Int);
+    let values: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let vals = [
+                b.arg(SqlValue::Text(patient_id.to_owned())),
+                b.text(&r.org),
+                b.arg(SqlValue::Text(r.kind.clone())),
+                b.arg(text(&r.user)),
+                b.arg(SqlValue::Bool(r.active)),
+                b.arg(int(r.start)),
+                b.arg(int(r.end)),
+                b.arg(SqlValue::Text(r.src_type.clone())),
+                b.arg(SqlValue::Text(r.src_id.clone())),
+                b.arg(text(&r.detail)),
+            ];
+            format!("({})", vals.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO relationship (patient_id, org, kind, user_sub, active, start_at, end_at, src_type, src_id, detail) VALUES {}",
+        values.join(", ")
+    )
 }
 
 fn composite_cond(b: &mut Builder, t: &str, v: &CompositeFilter) -> String {
@@ -699,6 +839,28 @@ mod tests {
             sql.contains("normalized >= ?3 AND t1.normalized < ?4"),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn related_is_a_semi_join_on_patients_only() {
+        let related = Filter::Related {
+            org: "A".into(),
+            user: None,
+            now: 10,
+            recent_since: 5,
+        };
+        let mut b = Builder::new(Dialect::Postgres);
+        let sql = filters(&mut b, "c", "Patient", std::slice::from_ref(&related));
+        assert!(
+            sql.starts_with("(c.id IN (SELECT r1.patient_id FROM relationship r1 WHERE r1.org = $1 AND r1.user_sub IS NULL"),
+            "{sql}"
+        );
+        // org, now (used twice), the encounter kind, recent_since.
+        assert_eq!(b.args.len(), 4, "{sql}");
+        let mut b = Builder::new(Dialect::Sqlite);
+        let sql = filters(&mut b, "c", "Observation", &[related]);
+        assert_eq!(sql, "(1 = 0)");
+        assert!(b.args.is_empty());
     }
 
     #[test]

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
-    Filter, HistoryQuery, IndexRow, Key, NewVersion, Result, SearchQuery, SearchRow, StoreError,
-    StoredResource,
+    Filter, HistoryQuery, IndexRow, Key, NewVersion, RelationshipRow, Result, SearchQuery,
+    SearchRow, StoreError, StoredResource,
 };
 use store_sql::{Builder, Dialect, SqlValue};
 use tokio::sync::OwnedMutexGuard;
@@ -230,7 +230,8 @@ fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
         SqlValue::Text(s) => rusqlite::types::Value::Text(s.clone()),
         SqlValue::Int(i) => rusqlite::types::Value::Integer(*i),
         SqlValue::Real(r) => rusqlite::types::Value::Real(*r),
-        SqlValue::Null => rusqlite::types::Value::Null,
+        SqlValue::Bool(v) => rusqlite::types::Value::Integer(i64::from(*v)),
+        SqlValue::Null | SqlValue::NullInt => rusqlite::types::Value::Null,
     }
 }
 
@@ -265,6 +266,64 @@ fn find_ids(
         .query_map(params_from_iter(args(&b)), |r| r.get::<_, String>(0))
         .map_err(internal)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+}
+
+/// `store::Store::relationships` on one connection.
+fn relationships(
+    conn: &Connection,
+    patient_id: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+) -> Result<Vec<RelationshipRow>> {
+    let mut b = Builder::new(Dialect::Sqlite);
+    let sql = store_sql::relationships_query(&mut b, patient_id, org, user);
+    // Four texts at most (org and user each present or not): cached.
+    let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+    let rows = stmt
+        .query_map(params_from_iter(args(&b)), |r| {
+            Ok(RelationshipRow {
+                org: r.get(0)?,
+                kind: r.get(1)?,
+                user: r.get(2)?,
+                active: r.get::<_, i64>(3)? != 0,
+                start: r.get(4)?,
+                end: r.get(5)?,
+                src_type: r.get(6)?,
+                src_id: r.get(7)?,
+                detail: r.get(8)?,
+            })
+        })
+        .map_err(internal)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+}
+
+/// `store::Tx::put_relationships` on the writer connection.
+fn put_relationships(
+    conn: &Connection,
+    src_type: &str,
+    src_id: &str,
+    patient_id: Option<&str>,
+    rows: &[RelationshipRow],
+) -> Result<()> {
+    store::relationship::check_sources(src_type, src_id, rows)?;
+    let mut b = Builder::new(Dialect::Sqlite);
+    let sql = store_sql::relationship_delete(&mut b, src_type, src_id);
+    conn.prepare_cached(&sql)
+        .map_err(internal)?
+        .execute(params_from_iter(args(&b)))
+        .map_err(internal)?;
+    let Some(patient_id) = patient_id else {
+        return Ok(());
+    };
+    for chunk in rows.chunks(store_sql::RELATIONSHIP_ROWS_PER_INSERT) {
+        let mut b = Builder::new(Dialect::Sqlite);
+        let sql = store_sql::relationship_insert(&mut b, patient_id, chunk);
+        conn.prepare_cached(&sql)
+            .map_err(internal)?
+            .execute(params_from_iter(args(&b)))
+            .map_err(internal)?;
+    }
+    Ok(())
 }
 
 const INDEX_TABLES: [IndexKind; 8] = [
@@ -737,6 +796,15 @@ impl store::Store for SqliteStore {
         })
     }
 
+    async fn relationships(
+        &self,
+        patient_id: &str,
+        org: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Vec<RelationshipRow>> {
+        self.with_reader(|c| relationships(c, patient_id, org, user))
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>> {
         self.with_reader(|c| {
             c.query_row(
@@ -896,6 +964,25 @@ impl store::Tx for SqliteTx {
             )
             .map_err(internal)?;
         Ok(())
+    }
+
+    async fn put_relationships(
+        &mut self,
+        src_type: &str,
+        src_id: &str,
+        patient_id: Option<&str>,
+        rows: &[RelationshipRow],
+    ) -> Result<()> {
+        put_relationships(self.conn()?, src_type, src_id, patient_id, rows)
+    }
+
+    async fn relationships(
+        &mut self,
+        patient_id: &str,
+        org: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Vec<RelationshipRow>> {
+        relationships(self.conn()?, patient_id, org, user)
     }
 
     async fn commit(mut self) -> Result<()> {

@@ -100,4 +100,29 @@ DROP INDEX resource_current_patient;
 CREATE INDEX resource_current_compartment ON resource_current (patient_id, rtype, id) WHERE patient_id IS NOT NULL;
 "#,
     ),
+    (
+        4,
+        // Relationship facts for the access policy: per patient, the
+        // organisations with a legitimate relationship and per-user grants,
+        // replaced per source resource. (patient_id, org) serves the per-request
+        // lookup, (org, patient_id) the population search, (src_type, src_id)
+        // the replacement.
+        r#"
+CREATE TABLE relationship (
+    patient_id TEXT    NOT NULL,
+    org        TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    user_sub   TEXT,
+    active     INTEGER NOT NULL,
+    start_at   INTEGER,
+    end_at     INTEGER,
+    src_type   TEXT    NOT NULL,
+    src_id     TEXT    NOT NULL,
+    detail     TEXT
+);
+CREATE INDEX relationship_patient_org ON relationship (patient_id, org);
+CREATE INDEX relationship_org_patient ON relationship (org, patient_id);
+CREATE INDEX relationship_source ON relationship (src_type, src_id);
+"#,
+    ),
 ];

@@ -16,6 +16,9 @@
 //!   (its Patient compartment), so that production can shard by patient.
 //! - Work done through a [`Tx`] that is dropped without [`Tx::commit`] is
 //!   rolled back: nothing partial is ever stored.
+//! - The relationship facts of a source resource ([`RelationshipRow`]) are
+//!   replaced as a whole, in the caller's transaction: a reader sees the
+//!   old set or the new one, never a mix.
 
 pub mod search;
 
@@ -140,6 +143,82 @@ pub struct CompartmentQuery {
 /// `(resource type, logical id)`
 pub type Key = (String, String);
 
+/// One legitimate-relationship fact: organisation `org` (an ODS code) has a
+/// relationship of `kind` with a patient, derived from the source resource
+/// `(src_type, src_id)`, or a break-glass grant (`src_type` is
+/// [`relationship::BREAK_GLASS_SOURCE`]).
+///
+/// The access policy reads these (see [`Store::relationships`] and
+/// [`Filter::Related`]); the core derives them at write time and stores them
+/// with [`Tx::put_relationships`]. The patient is not part of the row: it is
+/// the `patient_id` they were stored under.
+///
+/// `org` is cut like indexed text ([`search::clip`]) when stored and when
+/// compared, so an absurdly long value cannot make a write fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationshipRow {
+    pub org: String,
+    /// One of the [`relationship`] kinds, e.g. [`relationship::GP_REGISTRATION`].
+    pub kind: String,
+    /// `Some(subject)` only for a per-user grant (break-glass): the row then
+    /// counts for that user alone.
+    pub user: Option<String>,
+    /// The source's status says active / in progress.
+    pub active: bool,
+    /// Period start, if known.
+    pub start: Option<Micros>,
+    /// Period end (or a grant's expiry), if known.
+    pub end: Option<Micros>,
+    pub src_type: String,
+    pub src_id: String,
+    /// Free short text, e.g. a break-glass reason code. Never personal data.
+    pub detail: Option<String>,
+}
+
+/// The relationship kinds and source names the store itself gives meaning
+/// to (other kinds are stored and returned as they are).
+pub mod relationship {
+    /// A GP registration: returned by [`crate::Store::relationships`]
+    /// whichever organisation asks.
+    pub const GP_REGISTRATION: &str = "gp-registration";
+    /// An encounter: a finished one still counts for
+    /// [`crate::Filter::Related`] when it ended at or after `recent_since`.
+    pub const ENCOUNTER: &str = "encounter";
+    pub const EPISODE_OF_CARE: &str = "episode-of-care";
+    pub const CARE_TEAM: &str = "care-team";
+    pub const REFERRAL: &str = "referral";
+    pub const BREAK_GLASS: &str = "break-glass";
+    /// A marker, not a relationship: one row per sealed item, `org` its
+    /// recorder. Returned by [`crate::Store::relationships`] whichever
+    /// organisation asks, so a decision knows what it withholds.
+    pub const SEALED: &str = "sealed";
+    /// A marker: one row per item withheld from the patient (NOPAT,
+    /// third-party information). Returned like [`SEALED`].
+    pub const NOT_FOR_PATIENT: &str = "not-for-patient";
+    /// The `src_type` of break-glass grants (not a resource type).
+    pub const BREAK_GLASS_SOURCE: &str = "$break-glass";
+    /// [`crate::Store::relationships`] returns at most this many rows.
+    pub const MAX_ROWS: usize = 200;
+
+    /// Checks the [`crate::Tx::put_relationships`] precondition: every row
+    /// comes from the source `(src_type, src_id)`.
+    pub fn check_sources(
+        src_type: &str,
+        src_id: &str,
+        rows: &[super::RelationshipRow],
+    ) -> crate::Result<()> {
+        match rows
+            .iter()
+            .find(|r| r.src_type != src_type || r.src_id != src_id)
+        {
+            None => Ok(()),
+            Some(_) => Err(crate::StoreError::Internal(format!(
+                "relationship row from another source than {src_type}/{src_id}"
+            ))),
+        }
+    }
+}
+
 /// A database backend.
 ///
 /// Reads outside a transaction see committed data only. Methods return
@@ -214,6 +293,25 @@ pub trait Store: Clone + Send + Sync + 'static {
         query: &CompartmentQuery,
     ) -> impl Future<Output = Result<Vec<StoredResource>>> + Send;
 
+    /// The relationship facts of patient `patient_id` that concern the
+    /// caller: rows with `org = org`, rows of kind
+    /// [`relationship::GP_REGISTRATION`] (whatever their organisation), and
+    /// rows with `user = user`. A `None` argument leaves its clause out.
+    ///
+    /// Rows come back as stored: a per-user row of `org` is returned whoever
+    /// asks, so the caller checks [`RelationshipRow::user`].
+    ///
+    /// Ordered by `active` (true first), then `end` descending with no end
+    /// first, then `(src_type, src_id, kind, org)` byte-wise; at most
+    /// [`relationship::MAX_ROWS`] rows. Runs on every read request: it is
+    /// one query over the `(patient_id, org)` index.
+    fn relationships(
+        &self,
+        patient_id: &str,
+        org: Option<&str>,
+        user: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<RelationshipRow>>> + Send;
+
     /// A value from the store's own settings table (e.g. the index version).
     fn setting(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
 
@@ -254,6 +352,31 @@ pub trait Tx: Send {
     ) -> impl Future<Output = Result<()>> + Send;
 
     fn set_setting(&mut self, key: &str, value: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Replaces every relationship row from the source `(src_type, src_id)`:
+    /// deletes them, then stores `rows` under `patient_id`. With
+    /// `patient_id == None` or no rows it only deletes (how a deleted or
+    /// unlinked source is cleared).
+    ///
+    /// Every row's own `src_type` and `src_id` must equal the arguments: a
+    /// mismatch is a caller bug and fails with [`StoreError::Internal`]
+    /// before anything is written.
+    fn put_relationships(
+        &mut self,
+        src_type: &str,
+        src_id: &str,
+        patient_id: Option<&str>,
+        rows: &[RelationshipRow],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// [`Store::relationships`], as seen inside this transaction (its own
+    /// writes included).
+    fn relationships(
+        &mut self,
+        patient_id: &str,
+        org: Option<&str>,
+        user: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<RelationshipRow>>> + Send;
 
     /// Serialises this transaction against every other one that takes the same
     /// key (used by conditional create so two concurrent requests cannot both

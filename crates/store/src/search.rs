@@ -258,6 +258,22 @@ pub enum Filter {
     /// Logical OR of filter groups (each group an AND). Used for a system
     /// search across several types, and by the policy's criteria.
     AnyOf(Vec<Vec<Filter>>),
+    /// Patients with a current relationship to `org` (population search:
+    /// "which patients may this organisation see"): those with a stored
+    /// [`crate::RelationshipRow`] where `org = org`, and (`user` is none or
+    /// equals `user`: a per-user grant counts for its user alone), and either
+    /// - `active` and `start` is none or `<= now` and `end` is none or `>= now`, or
+    /// - `kind` is [`crate::relationship::ENCOUNTER`] and `end >= recent_since`
+    ///   (a recently finished encounter).
+    ///
+    /// Only the Patient type has relationships: on any other searched type
+    /// this filter matches nothing (it fails closed).
+    Related {
+        org: String,
+        user: Option<String>,
+        now: Micros,
+        recent_since: Micros,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

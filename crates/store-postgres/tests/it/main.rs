@@ -39,3 +39,118 @@ async fn conformance_suite() {
     })
     .await;
 }
+
+/// The relationship lookup (on every read request) and the population
+/// search use their indexes once the planner has statistics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relationship_queries_use_their_indexes() {
+    use store::{RelationshipRow, Store, Tx};
+    let Ok(url) = std::env::var("SHAREDCARE_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: postgres relationship plans (SHAREDCARE_TEST_DATABASE_URL is not set)");
+        return;
+    };
+    let schema = format!(
+        "plan_{}_{}",
+        std::process::id(),
+        {
+            #[allow(clippy::disallowed_methods)]
+            std::time::SystemTime::now()
+        }
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+    );
+    let mut config = store_postgres::PostgresConfig::new(url.clone());
+    config.schema = Some(schema.clone());
+    let s = store_postgres::PostgresStore::connect(config)
+        .await
+        .unwrap();
+    let mut tx = s.begin().await.unwrap();
+    for i in 0..2_000 {
+        let row = |org: String, kind: &str| RelationshipRow {
+            org,
+            kind: kind.into(),
+            user: None,
+            active: true,
+            start: None,
+            end: None,
+            src_type: "EpisodeOfCare".into(),
+            src_id: format!("x{i}"),
+            detail: None,
+        };
+        let rows = [
+            row(format!("O{}", i % 200), "episode-of-care"),
+            row(format!("G{}", i % 50), store::relationship::GP_REGISTRATION),
+        ];
+        tx.put_relationships(
+            "EpisodeOfCare",
+            &format!("x{i}"),
+            Some(&format!("p{i}")),
+            &rows,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("SET search_path = {schema}; ANALYZE relationship"))
+        .await
+        .unwrap();
+    let plan = async |sql: &str, b: &store_sql::Builder| -> String {
+        let args: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = b
+            .args
+            .iter()
+            .map(|v| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                match v {
+                    store_sql::SqlValue::Text(s) => Box::new(s.clone()),
+                    store_sql::SqlValue::Int(i) => Box::new(*i),
+                    other => panic!("unexpected bind {other:?}"),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+            .iter()
+            .map(|a| a.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let rows = client
+            .query(&format!("EXPLAIN {sql}"), &refs)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut b = store_sql::Builder::new(store_sql::Dialect::Postgres);
+    let sql = store_sql::relationships_query(&mut b, "p7", Some("O7"), Some("u1"));
+    let p = plan(&sql, &b).await;
+    assert!(p.contains("relationship_patient_org"), "{p}");
+    let mut b = store_sql::Builder::new(store_sql::Dialect::Postgres);
+    let cond = store_sql::filters(
+        &mut b,
+        "c",
+        "Patient",
+        &[store::Filter::Related {
+            org: "O7".into(),
+            user: Some("u1".into()),
+            now: 1,
+            recent_since: 0,
+        }],
+    );
+    let sql = format!(
+        "SELECT c.id FROM resource_current c WHERE c.rtype = 'Patient' AND NOT c.deleted AND {cond}"
+    );
+    let p = plan(&sql, &b).await;
+    assert!(p.contains("relationship_org_patient"), "{p}");
+    let found = s.relationships("p7", Some("O7"), None).await.unwrap();
+    assert_eq!(found.len(), 2);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}

@@ -19,3 +19,94 @@ async fn conformance_suite() {
     })
     .await;
 }
+
+/// The relationship lookup (on every read request) and the population
+/// search are index searches, before and after `ANALYZE` has given the
+/// planner statistics.
+#[tokio::test]
+async fn relationship_queries_use_their_indexes() {
+    use store::{RelationshipRow, Store, Tx};
+    let dir = store_conformance::TempDir::new("sqlite-relationship-plan");
+    let path = dir.path().join("db.sqlite");
+    let s = store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(&path)).unwrap();
+    let mut tx = s.begin().await.unwrap();
+    for i in 0..2_000 {
+        let row = |org: String, kind: &str| RelationshipRow {
+            org,
+            kind: kind.into(),
+            user: None,
+            active: true,
+            start: None,
+            end: None,
+            src_type: "EpisodeOfCare".into(),
+            src_id: format!("x{i}"),
+            detail: None,
+        };
+        let rows = [
+            row(format!("O{}", i % 200), "episode-of-care"),
+            row(format!("G{}", i % 50), store::relationship::GP_REGISTRATION),
+        ];
+        tx.put_relationships(
+            "EpisodeOfCare",
+            &format!("x{i}"),
+            Some(&format!("p{i}")),
+            &rows,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan = |sql: &str, b: &store_sql::Builder| -> String {
+        let args: Vec<rusqlite::types::Value> = b
+            .args
+            .iter()
+            .map(|v| match v {
+                store_sql::SqlValue::Text(s) => rusqlite::types::Value::Text(s.clone()),
+                store_sql::SqlValue::Int(i) => rusqlite::types::Value::Integer(*i),
+                other => panic!("unexpected bind {other:?}"),
+            })
+            .collect();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("\n")
+    };
+    for analyzed in [false, true] {
+        if analyzed {
+            conn.execute_batch("ANALYZE").unwrap();
+        }
+        let mut b = store_sql::Builder::new(store_sql::Dialect::Sqlite);
+        let sql = store_sql::relationships_query(&mut b, "p7", Some("O7"), Some("u1"));
+        let p = plan(&sql, &b);
+        assert!(
+            p.contains("USING INDEX relationship_patient_org (patient_id=?)"),
+            "analyzed: {analyzed}\n{p}"
+        );
+        let mut b = store_sql::Builder::new(store_sql::Dialect::Sqlite);
+        let cond = store_sql::filters(
+            &mut b,
+            "c",
+            "Patient",
+            &[store::Filter::Related {
+                org: "O7".into(),
+                user: Some("u1".into()),
+                now: 1,
+                recent_since: 0,
+            }],
+        );
+        let sql = format!(
+            "SELECT c.id FROM resource_current c WHERE c.rtype = 'Patient' AND c.deleted = 0 AND {cond}"
+        );
+        let p = plan(&sql, &b);
+        assert!(
+            p.contains("USING INDEX relationship_org_patient (org=?)"),
+            "analyzed: {analyzed}\n{p}"
+        );
+    }
+    let found = s.relationships("p7", Some("O7"), None).await.unwrap();
+    assert_eq!(found.len(), 2);
+}
