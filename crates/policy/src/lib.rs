@@ -1,0 +1,829 @@
+//! Pure access decisions for sharedcare.
+//!
+//! Given who is asking ([`Principal`]), facts gathered from the record about
+//! one person ([`Facts`]) and the time, the [`Policy`] answers whether the
+//! principal may access that person and, if so, with which view
+//! ([`PatientAccess`]): which items (per resource type, under conditions and
+//! security labels) and which of their elements. The core applies the answer
+//! to every path: it turns [`PatientAccess::criteria`] into search filters,
+//! and checks every item with [`PatientAccess::item`] before it leaves.
+//!
+//! Invariants:
+//! - No IO, no clock, no randomness, no async: time and facts are inputs.
+//! - Deny by default: an unknown role, a type outside every rule, an
+//!   unresolved condition or a missing scope denies.
+//! - Views are whitelists; scopes only narrow what the role allows.
+//! - Sealed items (sensitive labels) are visible only to clinical users of
+//!   the recording organisation (and to the person, and to system clients);
+//!   break-glass opens a role's view, never the seal.
+
+pub mod json;
+pub mod labels;
+pub mod relationships;
+pub mod roles;
+pub mod scopes;
+
+use serde_json::{Map, Value};
+
+pub use relationships::Relationship;
+pub use roles::{Condition, RoleDef, RoleKind, TypeRule, View};
+pub use scopes::{Context, Permission, Scope};
+
+/// Microseconds since the Unix epoch (UTC).
+pub type Micros = i64;
+
+const DAY: Micros = 86_400_000_000;
+
+/// Who is asking, from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub name: String,
+    pub role: String,
+    /// Organisation code (ODS).
+    pub org: Option<String>,
+    /// Professional registration (GMC, NMC, HCPC, GPhC, SWE…).
+    pub registration: Option<String>,
+    /// The patient a patient or proxy token is bound to (logical id).
+    pub patient: Option<String>,
+    /// The RelatedPerson a proxy acts as.
+    pub related_person: Option<String>,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    /// The code written as `recorded-by` on what this principal writes.
+    pub fn recorder(&self) -> Option<String> {
+        if let Some(rp) = &self.related_person {
+            return Some(format!("RelatedPerson/{rp}"));
+        }
+        if self.role == "patient"
+            && let Some(p) = &self.patient
+        {
+            return Some(format!("Patient/{p}"));
+        }
+        self.org.clone()
+    }
+}
+
+/// Why access was refused. `code` is stable; `message` is for people and
+/// never names withheld content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub code: &'static str,
+    pub message: String,
+    /// The principal could open this person's record with break-glass.
+    pub break_glass_available: bool,
+}
+
+fn deny(code: &'static str, message: impl Into<String>) -> Denial {
+    Denial {
+        code,
+        message: message.into(),
+        break_glass_available: false,
+    }
+}
+
+/// What the record says about one person, for one principal.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub patient_id: &'a str,
+    /// Rows for the principal's organisation, the person's GP registrations,
+    /// the principal's own grants, and sealed-item markers.
+    pub relationships: &'a [Relationship],
+    /// For proxies: the access levels of their active proxy Consent(s).
+    pub proxy_levels: &'a [String],
+}
+
+/// On what ground access was granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Basis {
+    /// A current relationship of this kind.
+    Relationship(String),
+    BreakGlass,
+    /// The person themself.
+    Subject,
+    /// A proxy Consent.
+    Proxy,
+    /// A system client.
+    System,
+}
+
+/// A filter the core must add to a search, in the policy's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Criterion {
+    /// The token parameter has (or, with `not`, has none) of these
+    /// (system, code) pairs; a `None` system matches any system.
+    Token {
+        param: String,
+        not: bool,
+        any_of: Vec<(Option<String>, String)>,
+    },
+    /// The date parameter is on or after `from`.
+    DateFrom { param: String, from: Micros },
+    /// Only these ids.
+    Ids(Vec<String>),
+    /// Patients with a current relationship to `org` (population search).
+    Related {
+        org: String,
+        user: String,
+        now: Micros,
+        recent_since: Micros,
+    },
+    /// Any one group (each an AND).
+    AnyOf(Vec<Vec<Criterion>>),
+    /// Matches nothing.
+    Nothing,
+}
+
+/// Whether an item may leave, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item<'a> {
+    /// Shown, keeping these elements (`None`: all).
+    Show(Option<&'a [String]>),
+    Withhold(Withheld),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withheld {
+    /// Outside the role's view (or scopes).
+    NotInView,
+    /// Sealed by a security label.
+    Sealed,
+    /// Belongs to another person.
+    OtherPerson,
+}
+
+/// A "latest n" condition the core must resolve with a query before the
+/// access is complete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestQuery {
+    pub rule: usize,
+    pub rtype: String,
+    pub criteria: Vec<Criterion>,
+    pub n: usize,
+    pub sort: String,
+}
+
+/// Settings of the decision rules.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub roles: Vec<RoleDef>,
+    /// How long a finished encounter keeps a relationship (default 30 days).
+    pub recent_encounter: Micros,
+    /// How long break-glass lasts (default 4 hours).
+    pub break_glass_for: Micros,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            roles: roles::defaults(),
+            recent_encounter: 30 * DAY,
+            break_glass_for: 4 * 3_600_000_000,
+        }
+    }
+}
+
+/// Types outside every person-level view (the audit work exposes them).
+pub const AUDIT_TYPES: &[&str] = &["AuditEvent", "Provenance"];
+
+/// The break-glass reason codes accepted (purpose of use, `v3-ActReason`).
+pub const BREAK_GLASS_REASONS: &[&str] = &["ETREAT", "BTG", "ERTREAT", "CLINTRL", "PUBHLTH"];
+
+fn context_of(kind: RoleKind) -> Context {
+    match kind {
+        RoleKind::Patient | RoleKind::Proxy => Context::Patient,
+        RoleKind::Integration => Context::System,
+        _ => Context::User,
+    }
+}
+
+impl Policy {
+    pub fn role(&self, code: &str) -> Option<&RoleDef> {
+        self.roles.iter().find(|r| r.code == code)
+    }
+
+    /// The role, refusing unknown roles and missing registrations.
+    pub fn role_of(&self, p: &Principal) -> Result<&RoleDef, Denial> {
+        let role = self.role(&p.role).ok_or_else(|| {
+            deny(
+                "unknown-role",
+                format!("the role '{}' is not known", p.role),
+            )
+        })?;
+        if role.needs_registration && p.registration.as_deref().is_none_or(str::is_empty) {
+            return Err(deny(
+                "registration-required",
+                format!("the role '{}' needs a professional registration", role.code),
+            ));
+        }
+        if matches!(role.kind, RoleKind::Clinical | RoleKind::SocialCare) && p.org.is_none() {
+            return Err(deny(
+                "organisation-required",
+                "staff tokens must name their organisation",
+            ));
+        }
+        Ok(role)
+    }
+
+    fn scope_check(
+        &self,
+        p: &Principal,
+        kind: RoleKind,
+        rtype: &str,
+        perm: Permission,
+    ) -> Result<(), Denial> {
+        if scopes::grants(&p.scopes, context_of(kind), rtype, perm) {
+            Ok(())
+        } else {
+            Err(deny(
+                "scope",
+                format!("the token's scopes do not allow {perm:?} on {rtype}"),
+            ))
+        }
+    }
+
+    /// Access to a type that belongs to no person (organisations,
+    /// practitioners, medications…, or an item with no patient).
+    pub fn unlinked(&self, p: &Principal, rtype: &str, perm: Permission) -> Result<(), Denial> {
+        let role = self.role_of(p)?;
+        self.scope_check(p, role.kind, rtype, perm)?;
+        if role.kind == RoleKind::Integration {
+            return Ok(());
+        }
+        let reading = matches!(perm, Permission::Read | Permission::Search);
+        if reading && role.reads_directory && roles::DIRECTORY_TYPES.contains(&rtype) {
+            return Ok(());
+        }
+        Err(deny(
+            "type-not-permitted",
+            format!(
+                "the role '{}' may not {perm:?} {rtype} outside a person's record",
+                role.code
+            ),
+        ))
+    }
+
+    /// May the principal register a new person (create a `Patient` that no
+    /// relationship can yet cover)? Clinical roles and system clients.
+    pub fn may_register(&self, p: &Principal) -> Result<(), Denial> {
+        let role = self.role_of(p)?;
+        self.scope_check(p, role.kind, "Patient", Permission::Create)?;
+        if matches!(role.kind, RoleKind::Clinical | RoleKind::Integration) {
+            Ok(())
+        } else {
+            Err(deny(
+                "not-creatable",
+                format!("the role '{}' may not register people", role.code),
+            ))
+        }
+    }
+
+    /// Whether the principal's role may use break-glass at all.
+    pub fn may_break_glass(&self, p: &Principal) -> Result<&RoleDef, Denial> {
+        let role = self.role_of(p)?;
+        if role.break_glass && role.kind == RoleKind::Clinical {
+            Ok(role)
+        } else {
+            Err(deny(
+                "break-glass-not-allowed",
+                format!("the role '{}' cannot use break-glass", role.code),
+            ))
+        }
+    }
+
+    /// The criterion restricting a population `Patient` search to people
+    /// the principal may access, or a denial.
+    pub fn population(&self, p: &Principal, now: Micros) -> Result<Criterion, Denial> {
+        let role = self.role_of(p)?;
+        self.scope_check(p, role.kind, "Patient", Permission::Search)?;
+        match role.kind {
+            RoleKind::Integration => Ok(Criterion::AnyOf(vec![vec![]])),
+            RoleKind::Patient | RoleKind::Proxy => match &p.patient {
+                Some(id) => Ok(Criterion::Ids(vec![id.clone()])),
+                None => Err(deny("no-patient", "the token names no patient")),
+            },
+            RoleKind::Clinical | RoleKind::SocialCare => match &p.org {
+                Some(org) => Ok(Criterion::Related {
+                    org: org.clone(),
+                    user: p.subject.clone(),
+                    now,
+                    recent_since: now - self.recent_encounter,
+                }),
+                None => Err(deny(
+                    "organisation-required",
+                    "staff tokens must name their organisation",
+                )),
+            },
+            _ => Err(deny(
+                "no-person-access",
+                format!("the role '{}' has no access to people's records", role.code),
+            )),
+        }
+    }
+
+    /// May the principal access this person, and with what view?
+    pub fn patient_access(
+        &self,
+        p: &Principal,
+        facts: &Facts,
+        now: Micros,
+    ) -> Result<PatientAccess, Denial> {
+        let role = self.role_of(p)?;
+        let org = p.org.clone();
+        let gp_orgs: Vec<String> = facts
+            .relationships
+            .iter()
+            .filter(|r| r.kind == relationships::GP_REGISTRATION && r.active)
+            .map(|r| r.org.clone())
+            .collect();
+        let (basis, view) = match role.kind {
+            RoleKind::Integration => (Basis::System, View::Full),
+            RoleKind::Patient => {
+                if p.patient.as_deref() != Some(facts.patient_id) {
+                    return Err(deny(
+                        "not-your-record",
+                        "this token may only access its own patient's record",
+                    ));
+                }
+                (Basis::Subject, role.view.clone())
+            }
+            RoleKind::Proxy => {
+                if p.patient.as_deref() != Some(facts.patient_id) || p.related_person.is_none() {
+                    return Err(deny(
+                        "not-your-record",
+                        "this proxy token is for another person's record",
+                    ));
+                }
+                if facts.proxy_levels.is_empty() {
+                    return Err(deny(
+                        "no-proxy-consent",
+                        "there is no active proxy consent for this caregiver",
+                    ));
+                }
+                (Basis::Proxy, proxy_view(facts.proxy_levels))
+            }
+            RoleKind::Clinical | RoleKind::SocialCare => {
+                let Some(org) = org.as_deref() else {
+                    return Err(deny(
+                        "organisation-required",
+                        "staff tokens must name their organisation",
+                    ));
+                };
+                let current: Vec<&Relationship> = facts
+                    .relationships
+                    .iter()
+                    .filter(|r| r.is_current(org, &p.subject, now, self.recent_encounter))
+                    .collect();
+                if let Some(r) = current
+                    .iter()
+                    .find(|r| r.kind != relationships::BREAK_GLASS)
+                {
+                    (Basis::Relationship(r.kind.clone()), role.view.clone())
+                } else if current.iter().any(|r| r.kind == relationships::BREAK_GLASS)
+                    && role.break_glass
+                {
+                    (Basis::BreakGlass, role.view.clone())
+                } else {
+                    return Err(Denial {
+                        code: "no-relationship",
+                        message: if role.break_glass {
+                            format!(
+                                "organisation {org} has no current care relationship with this person; break-glass is available to your role (POST Patient/[id]/$break-glass with a reason)"
+                            )
+                        } else {
+                            format!(
+                                "organisation {org} has no current care relationship with this person"
+                            )
+                        },
+                        break_glass_available: role.break_glass,
+                    });
+                }
+            }
+            RoleKind::DataController | RoleKind::Commissioner | RoleKind::Admin => {
+                return Err(deny(
+                    "no-person-access",
+                    format!("the role '{}' has no access to people's records", role.code),
+                ));
+            }
+        };
+        let sealed_withheld = facts.relationships.iter().any(|r| {
+            let visible = match role.kind {
+                RoleKind::Integration => true,
+                RoleKind::Patient => r.kind != relationships::NOT_FOR_PATIENT,
+                RoleKind::Proxy => false,
+                RoleKind::Clinical => {
+                    r.kind == relationships::SEALED && org.as_deref() == Some(r.org.as_str())
+                }
+                _ => false,
+            };
+            (r.kind == relationships::SEALED || r.kind == relationships::NOT_FOR_PATIENT)
+                && !visible
+        });
+        Ok(PatientAccess {
+            patient_id: facts.patient_id.to_owned(),
+            basis,
+            kind: role.kind,
+            role: role.code.clone(),
+            org,
+            subject: p.subject.clone(),
+            recorder: p.recorder(),
+            gp_orgs,
+            view,
+            creates: role.creates.clone(),
+            scopes: p.scopes.clone(),
+            now,
+            latest: Vec::new(),
+            sealed_withheld,
+        })
+    }
+}
+
+fn proxy_view(levels: &[String]) -> View {
+    let mut rules = vec![TypeRule {
+        rtype: "Patient".into(),
+        conditions: vec![],
+        elements: None,
+    }];
+    for level in levels {
+        for t in roles::proxy_level_types(level) {
+            if !rules.iter().any(|r| r.rtype == *t) {
+                rules.push(TypeRule {
+                    rtype: (*t).to_owned(),
+                    conditions: vec![],
+                    elements: None,
+                });
+            }
+        }
+    }
+    View::Rules(rules)
+}
+
+/// A granted access to one person's record.
+#[derive(Debug, Clone)]
+pub struct PatientAccess {
+    pub patient_id: String,
+    pub basis: Basis,
+    pub kind: RoleKind,
+    pub role: String,
+    org: Option<String>,
+    subject: String,
+    recorder: Option<String>,
+    gp_orgs: Vec<String>,
+    view: View,
+    creates: Vec<TypeRule>,
+    scopes: Vec<Scope>,
+    now: Micros,
+    latest: Vec<(usize, Vec<String>)>,
+    /// The record holds sealed items this principal cannot see.
+    pub sealed_withheld: bool,
+}
+
+impl PatientAccess {
+    fn rules_for(&self, rtype: &str) -> Vec<(usize, &TypeRule)> {
+        match &self.view {
+            View::Rules(rules) => rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.rtype == rtype)
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    fn full(&self) -> bool {
+        matches!(self.view, View::Full)
+    }
+
+    /// May the principal read/search this type in this record at all?
+    pub fn check(&self, rtype: &str, perm: Permission) -> Result<(), Denial> {
+        if !scopes::grants(&self.scopes, context_of(self.kind), rtype, perm) {
+            return Err(deny(
+                "scope",
+                format!("the token's scopes do not allow {perm:?} on {rtype}"),
+            ));
+        }
+        // The audit trail is not part of anyone's clinical view.
+        if AUDIT_TYPES.contains(&rtype) && self.kind != RoleKind::Integration {
+            return Err(deny(
+                "type-not-in-view",
+                format!("{rtype} is available through the audit interfaces only"),
+            ));
+        }
+        if self.full() || !self.rules_for(rtype).is_empty() {
+            Ok(())
+        } else {
+            Err(deny(
+                "type-not-in-view",
+                format!("the '{}' view does not include {rtype}", self.role),
+            ))
+        }
+    }
+
+    /// The conditions still to be resolved by queries (`Latest`).
+    pub fn pending_latest(&self) -> Vec<LatestQuery> {
+        let View::Rules(rules) = &self.view else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            for c in &rule.conditions {
+                if let Condition::Latest { n, sort } = c {
+                    let criteria = rule
+                        .conditions
+                        .iter()
+                        .filter(|c| !matches!(c, Condition::Latest { .. }))
+                        .map(|c| self.condition_criterion(c, i))
+                        .chain(self.label_criteria())
+                        .collect();
+                    out.push(LatestQuery {
+                        rule: i,
+                        rtype: rule.rtype.clone(),
+                        criteria,
+                        n: *n,
+                        sort: sort.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Records the ids a `Latest` condition resolved to.
+    pub fn resolve_latest(&mut self, rule: usize, ids: Vec<String>) {
+        self.latest.retain(|(r, _)| *r != rule);
+        self.latest.push((rule, ids));
+    }
+
+    fn latest_ids(&self, rule: usize) -> Option<&[String]> {
+        self.latest
+            .iter()
+            .find(|(r, _)| *r == rule)
+            .map(|(_, ids)| ids.as_slice())
+    }
+
+    fn condition_criterion(&self, c: &Condition, rule: usize) -> Criterion {
+        match c {
+            Condition::Code { param, codes, .. } => Criterion::Token {
+                param: param.clone(),
+                not: false,
+                any_of: codes.iter().map(|c| (None, c.clone())).collect(),
+            },
+            Condition::RecordedByOwnOrg => match &self.recorder {
+                Some(r) => tag(labels::RECORDED_BY, r),
+                None => Criterion::Nothing,
+            },
+            Condition::RecordedByRegisteredPractice => {
+                if self.gp_orgs.is_empty() {
+                    Criterion::Nothing
+                } else {
+                    Criterion::Token {
+                        param: "_tag".into(),
+                        not: false,
+                        any_of: self
+                            .gp_orgs
+                            .iter()
+                            .map(|o| (Some(labels::RECORDED_BY.to_owned()), o.clone()))
+                            .collect(),
+                    }
+                }
+            }
+            Condition::Category(code) => tag(labels::RECORD_CATEGORY, code),
+            Condition::WithinDays { param, days, .. } => Criterion::DateFrom {
+                param: param.clone(),
+                from: self.now - days * DAY,
+            },
+            Condition::Latest { .. } => match self.latest_ids(rule) {
+                Some(ids) => Criterion::Ids(ids.to_vec()),
+                None => Criterion::Nothing,
+            },
+        }
+    }
+
+    /// The label criteria for this principal's searches.
+    fn label_criteria(&self) -> Vec<Criterion> {
+        let not = |tokens: Vec<(String, String)>| Criterion::Token {
+            param: "_security".into(),
+            not: true,
+            any_of: tokens.into_iter().map(|(s, c)| (Some(s), c)).collect(),
+        };
+        match self.kind {
+            RoleKind::Integration => vec![],
+            RoleKind::Patient => vec![not(labels::not_for_patient_tokens())],
+            RoleKind::Proxy => {
+                let mut t = labels::sensitive_tokens();
+                t.extend(labels::not_for_patient_tokens());
+                vec![not(t)]
+            }
+            RoleKind::Clinical => match &self.org {
+                Some(org) => vec![Criterion::AnyOf(vec![
+                    vec![not(labels::sensitive_tokens())],
+                    vec![tag(labels::RECORDED_BY, org)],
+                ])],
+                None => vec![not(labels::sensitive_tokens())],
+            },
+            _ => vec![not(labels::sensitive_tokens())],
+        }
+    }
+
+    /// The filters a search over `rtype` in this record must carry (an AND
+    /// list), so that paging, counts, sorting and includes see only what
+    /// the principal may see.
+    pub fn criteria(&self, rtype: &str) -> Result<Vec<Criterion>, Denial> {
+        self.check(rtype, Permission::Search)?;
+        let mut out = self.label_criteria();
+        if !self.full() {
+            let groups: Vec<Vec<Criterion>> = self
+                .rules_for(rtype)
+                .into_iter()
+                .map(|(i, r)| {
+                    r.conditions
+                        .iter()
+                        .map(|c| self.condition_criterion(c, i))
+                        .collect()
+                })
+                .collect();
+            if groups.iter().all(|g| !g.is_empty()) || groups.is_empty() {
+                out.push(Criterion::AnyOf(groups));
+            }
+            // A rule without conditions admits every item: no filter.
+        }
+        Ok(out)
+    }
+
+    fn condition_holds(&self, c: &Condition, rule: usize, id: &str, r: &Value) -> bool {
+        match c {
+            Condition::Code { path, codes, .. } => json::strings(r, path)
+                .iter()
+                .any(|v| codes.iter().any(|c| c == v)),
+            Condition::RecordedByOwnOrg => {
+                self.recorder.is_some() && labels::recorded_by(r) == self.recorder.as_deref()
+            }
+            Condition::RecordedByRegisteredPractice => {
+                labels::recorded_by(r).is_some_and(|o| self.gp_orgs.iter().any(|g| g == o))
+            }
+            Condition::Category(code) => labels::has_category(r, code),
+            Condition::WithinDays { paths, days, .. } => paths
+                .iter()
+                .find_map(|p| json::string(r, p).and_then(json::date_micros))
+                .is_some_and(|d| d >= self.now - days * DAY),
+            Condition::Latest { .. } => self
+                .latest_ids(rule)
+                .is_some_and(|ids| ids.iter().any(|i| i == id)),
+        }
+    }
+
+    fn labels_allow(&self, r: &Value) -> bool {
+        let (sensitive, not_for_patient) = labels::labels_of(r);
+        match self.kind {
+            RoleKind::Integration => true,
+            RoleKind::Patient => !not_for_patient,
+            RoleKind::Proxy => !sensitive && !not_for_patient,
+            RoleKind::Clinical => {
+                !sensitive || (self.org.is_some() && labels::recorded_by(r) == self.org.as_deref())
+            }
+            _ => !sensitive,
+        }
+    }
+
+    /// The decision for one item of this person's record about to leave.
+    /// `patient` is the person the item belongs to (its compartment).
+    pub fn item<'a>(&'a self, rtype: &str, patient: Option<&str>, r: &Value) -> Item<'a> {
+        if rtype != "Patient" && patient != Some(self.patient_id.as_str()) {
+            return Item::Withhold(Withheld::OtherPerson);
+        }
+        if rtype == "Patient" && json::string(r, "id") != Some(self.patient_id.as_str()) {
+            return Item::Withhold(Withheld::OtherPerson);
+        }
+        if self.check(rtype, Permission::Read).is_err() {
+            return Item::Withhold(Withheld::NotInView);
+        }
+        if !self.labels_allow(r) {
+            return Item::Withhold(Withheld::Sealed);
+        }
+        if self.full() {
+            return Item::Show(None);
+        }
+        let id = json::string(r, "id").unwrap_or("");
+        for (i, rule) in self.rules_for(rtype) {
+            if rule
+                .conditions
+                .iter()
+                .all(|c| self.condition_holds(c, i, id, r))
+            {
+                return Item::Show(rule.elements.as_deref());
+            }
+        }
+        Item::Withhold(Withheld::NotInView)
+    }
+
+    /// May the principal write `new` (and replace `existing`, for an update
+    /// or delete) in this record?
+    pub fn may_write(
+        &self,
+        rtype: &str,
+        perm: Permission,
+        new: Option<&Value>,
+        existing: Option<&Value>,
+    ) -> Result<(), Denial> {
+        if !scopes::grants(&self.scopes, context_of(self.kind), rtype, perm) {
+            return Err(deny(
+                "scope",
+                format!("the token's scopes do not allow {perm:?} on {rtype}"),
+            ));
+        }
+        if self.kind == RoleKind::Integration {
+            return Ok(());
+        }
+        if let Some(old) = existing {
+            let recorder = labels::recorded_by(old);
+            if recorder.is_none() || recorder != self.recorder.as_deref() {
+                return Err(deny(
+                    "other-organisations-entry",
+                    "only the organisation (or person) that recorded an entry may change or delete it",
+                ));
+            }
+        }
+        if perm == Permission::Delete {
+            return Ok(());
+        }
+        let Some(new) = new else { return Ok(()) };
+        match self.kind {
+            RoleKind::Clinical => Ok(()),
+            RoleKind::SocialCare | RoleKind::Patient | RoleKind::Proxy => {
+                let id = json::string(new, "id").unwrap_or("");
+                let allowed = self.creates.iter().enumerate().any(|(i, rule)| {
+                    rule.rtype == rtype
+                        && rule
+                            .conditions
+                            .iter()
+                            .all(|c| self.condition_holds(c, usize::MAX - i, id, new))
+                });
+                if allowed {
+                    Ok(())
+                } else {
+                    Err(deny(
+                        "not-creatable",
+                        format!("the role '{}' may not record this {rtype}", self.role),
+                    ))
+                }
+            }
+            _ => Err(deny(
+                "no-person-access",
+                "this role cannot write to people's records",
+            )),
+        }
+    }
+
+    /// The subject this access was decided for (for audit).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+fn tag(system: &str, code: &str) -> Criterion {
+    Criterion::Token {
+        param: "_tag".into(),
+        not: false,
+        any_of: vec![(Some(system.to_owned()), code.to_owned())],
+    }
+}
+
+/// Keeps `elements` (`a`, or `a.b`) of a resource, plus `resourceType`, `id`
+/// and `meta`; every other element goes.
+pub fn keep_elements(map: &mut Map<String, Value>, elements: &[String]) {
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for key in keys {
+        if matches!(key.as_str(), "resourceType" | "id" | "meta") {
+            continue;
+        }
+        if elements.contains(&key) {
+            continue;
+        }
+        let inner: Vec<&str> = elements
+            .iter()
+            .filter_map(|e| {
+                e.strip_prefix(key.as_str())
+                    .and_then(|r| r.strip_prefix('.'))
+            })
+            .collect();
+        if inner.is_empty() {
+            map.remove(&key);
+            continue;
+        }
+        let keep_inner = |v: &mut Value| {
+            if let Value::Object(m) = v {
+                m.retain(|k, _| inner.contains(&k.as_str()));
+            }
+        };
+        match map.get_mut(&key) {
+            Some(Value::Array(items)) => items.iter_mut().for_each(keep_inner),
+            Some(v) => keep_inner(v),
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
