@@ -9,6 +9,7 @@
 //! - Nothing here logs personal data: request logs carry the route template,
 //!   the status and the time taken, never ids from the path or the query.
 
+pub mod auth;
 pub mod error;
 
 use std::sync::Arc;
@@ -16,13 +17,13 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{Extension, MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sharedcare_core::{
-    CoreError, DeleteOutcome, Resource, Service, WriteKind, WriteOutcome, instant, query,
+    Caller, CoreError, DeleteOutcome, Resource, Service, WriteKind, WriteOutcome, instant, query,
 };
 use store::Store;
 
@@ -37,6 +38,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Reported in the CapabilityStatement.
     pub software_version: String,
+    /// Who may call, and the embedded token issuer (if any).
+    pub auth: Arc<auth::AuthConfig>,
 }
 
 impl Default for ApiConfig {
@@ -44,16 +47,17 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: 16 * 1024 * 1024,
             software_version: "0.0.0".to_owned(),
+            auth: Arc::new(auth::AuthConfig::deny_all()),
         }
     }
 }
 
-struct AppState<S> {
+pub(crate) struct AppState<S> {
     service: Service<S>,
     config: ApiConfig,
 }
 
-type St<S> = State<Arc<AppState<S>>>;
+pub(crate) type St<S> = State<Arc<AppState<S>>>;
 type ApiResult = Result<Response, ApiError>;
 
 /// Builds the whole HTTP application.
@@ -61,7 +65,6 @@ pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
     let state = Arc::new(AppState { service, config });
     let fhir = Router::new()
         .route("/", post(bundle::<S>).get(system_search::<S>))
-        .route("/metadata", get(metadata::<S>))
         .route("/_history", get(history_system::<S>))
         .route(
             "/{rtype}",
@@ -79,12 +82,24 @@ pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
         )
         .route("/{rtype}/{id}/$validate", post(validate_instance::<S>))
         .route("/{rtype}/{id}/$everything", get(everything::<S>))
+        .route("/{rtype}/{id}/$break-glass", post(break_glass::<S>))
         .route("/{rtype}/{id}/{ctype}", get(compartment::<S>))
         .route("/{rtype}/{id}/_history", get(history_instance::<S>))
         .route("/{rtype}/{id}/_history/{vid}", get(vread::<S>))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate::<S>,
+        ))
+        .route("/metadata", get(metadata::<S>))
+        .route(
+            "/.well-known/smart-configuration",
+            get(auth::smart_configuration::<S>),
+        )
         .layer(middleware::from_fn(negotiate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/oauth/token", post(auth::token::<S>))
+        .route("/oauth/jwks", get(auth::jwks::<S>))
         .route("/readyz", get(readyz::<S>))
         .nest("/fhir", fhir)
         .fallback(not_found)
@@ -218,7 +233,7 @@ async fn readyz<S: Store>(State(st): St<S>) -> Response {
 }
 
 /// Reads the body, refusing more than the configured limit with 413.
-async fn read_body<S>(
+pub(crate) async fn read_body<S>(
     st: &AppState<S>,
     headers: &HeaderMap,
     body: Body,
@@ -321,11 +336,11 @@ fn http_date(micros: i64) -> String {
     )
 }
 
-fn hv(s: &str) -> HeaderValue {
+pub(crate) fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""))
 }
 
-fn fhir_response(
+pub(crate) fn fhir_response(
     status: StatusCode,
     body: String,
     extra: Vec<(HeaderName, HeaderValue)>,
@@ -429,27 +444,34 @@ async fn metadata<S: Store>(State(st): St<S>) -> Response {
     fhir_response(StatusCode::OK, cs.to_string(), vec![])
 }
 
-async fn bundle<S: Store>(State(st): St<S>, headers: HeaderMap, body: Body) -> ApiResult {
+async fn bundle<S: Store>(
+    State(st): St<S>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
     let bytes = read_body(&st, &headers, body).await?;
-    let out = st.service.bundle(&bytes).await?;
+    let out = st.service.bundle(&caller, &bytes).await?;
     Ok(fhir_response(StatusCode::OK, out, vec![]))
 }
 
 /// `GET /fhir?_type=A,B&…`: a search across the named types.
 async fn system_search<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
     let (body, ignored) = st
         .service
-        .system_search(&pairs(&q)?, prefer(&headers).lenient)
+        .system_search(&caller, &pairs(&q)?, prefer(&headers).lenient)
         .await?;
     Ok(bundle_response(body, &ignored))
 }
 
 async fn compartment<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path((rtype, id, ctype)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -461,13 +483,14 @@ async fn compartment<S: Store>(
     }
     let (body, ignored) = st
         .service
-        .compartment_search(&id, &ctype, &pairs(&q)?, prefer(&headers).lenient)
+        .compartment_search(&caller, &id, &ctype, &pairs(&q)?, prefer(&headers).lenient)
         .await?;
     Ok(bundle_response(body, &ignored))
 }
 
 async fn everything<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path((rtype, id)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
@@ -477,13 +500,14 @@ async fn everything<S: Store>(
         )));
     }
     Ok(bundle_response(
-        st.service.everything(&id, &pairs(&q)?).await?,
+        st.service.everything(&caller, &id, &pairs(&q)?).await?,
         &[],
     ))
 }
 
 async fn create<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path(rtype): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -491,28 +515,39 @@ async fn create<S: Store>(
     let bytes = read_body(&st, &headers, body).await?;
     let out = st
         .service
-        .create(&rtype, &bytes, header_str(&headers, "if-none-exist"))
+        .create(
+            &caller,
+            &rtype,
+            &bytes,
+            header_str(&headers, "if-none-exist"),
+        )
         .await?;
     Ok(write_response(&st, out, &headers))
 }
 
-async fn read<S: Store>(State(st): St<S>, Path((rtype, id)): Path<(String, String)>) -> ApiResult {
-    let r = st.service.read(&rtype, &id).await?;
+async fn read<S: Store>(
+    State(st): St<S>,
+    Extension(caller): Extension<Caller>,
+    Path((rtype, id)): Path<(String, String)>,
+) -> ApiResult {
+    let r = st.service.read(&caller, &rtype, &id).await?;
     let extra = version_headers(&r);
     Ok(fhir_response(StatusCode::OK, r.body, extra))
 }
 
 async fn vread<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path((rtype, id, vid)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let r = st.service.vread(&rtype, &id, &vid).await?;
+    let r = st.service.vread(&caller, &rtype, &id, &vid).await?;
     let extra = version_headers(&r);
     Ok(fhir_response(StatusCode::OK, r.body, extra))
 }
 
 async fn update<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path((rtype, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -520,13 +555,14 @@ async fn update<S: Store>(
     let bytes = read_body(&st, &headers, body).await?;
     let out = st
         .service
-        .update(&rtype, &id, &bytes, if_match(&headers)?)
+        .update(&caller, &rtype, &id, &bytes, if_match(&headers)?)
         .await?;
     Ok(write_response(&st, out, &headers))
 }
 
 async fn conditional_update<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path(rtype): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -536,6 +572,7 @@ async fn conditional_update<S: Store>(
     let out = st
         .service
         .conditional_update(
+            &caller,
             &rtype,
             q.as_deref().unwrap_or(""),
             &bytes,
@@ -547,24 +584,26 @@ async fn conditional_update<S: Store>(
 
 async fn delete<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path((rtype, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
     Ok(delete_response(
-        st.service.delete(&rtype, &id).await?,
+        st.service.delete(&caller, &rtype, &id).await?,
         &headers,
     ))
 }
 
 async fn conditional_delete<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path(rtype): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
     Ok(delete_response(
         st.service
-            .conditional_delete(&rtype, q.as_deref().unwrap_or(""))
+            .conditional_delete(&caller, &rtype, q.as_deref().unwrap_or(""))
             .await?,
         &headers,
     ))
@@ -572,19 +611,21 @@ async fn conditional_delete<S: Store>(
 
 async fn search<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path(rtype): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
     let (body, ignored) = st
         .service
-        .search(&rtype, &pairs(&q)?, prefer(&headers).lenient)
+        .search(&caller, &rtype, &pairs(&q)?, prefer(&headers).lenient)
         .await?;
     Ok(bundle_response(body, &ignored))
 }
 
 async fn search_post<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path(rtype): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -600,37 +641,45 @@ async fn search_post<S: Store>(
     all.extend(query::parse_query_string(form)?);
     let (body, ignored) = st
         .service
-        .search(&rtype, &all, prefer(&headers).lenient)
+        .search(&caller, &rtype, &all, prefer(&headers).lenient)
         .await?;
     Ok(bundle_response(body, &ignored))
 }
 
-async fn history_system<S: Store>(State(st): St<S>, RawQuery(q): RawQuery) -> ApiResult {
+async fn history_system<S: Store>(
+    State(st): St<S>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     Ok(bundle_response(
-        st.service.history(None, None, &pairs(&q)?).await?,
+        st.service.history(&caller, None, None, &pairs(&q)?).await?,
         &[],
     ))
 }
 
 async fn history_type<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path(rtype): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
     Ok(bundle_response(
-        st.service.history(Some(&rtype), None, &pairs(&q)?).await?,
+        st.service
+            .history(&caller, Some(&rtype), None, &pairs(&q)?)
+            .await?,
         &[],
     ))
 }
 
 async fn history_instance<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path((rtype, id)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
     Ok(bundle_response(
         st.service
-            .history(Some(&rtype), Some(&id), &pairs(&q)?)
+            .history(&caller, Some(&rtype), Some(&id), &pairs(&q)?)
             .await?,
         &[],
     ))
@@ -662,26 +711,78 @@ mod fhir_issue {
 
 async fn validate_type<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path(rtype): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
     let bytes = read_body(&st, &headers, body).await?;
     Ok(validation_response(
-        st.service.validate(&rtype, None, &bytes)?,
+        st.service.validate(&caller, &rtype, None, &bytes)?,
     ))
 }
 
 async fn validate_instance<S: Store>(
     State(st): St<S>,
+    Extension(caller): Extension<Caller>,
     Path((rtype, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
     let bytes = read_body(&st, &headers, body).await?;
     Ok(validation_response(st.service.validate(
+        &caller,
         &rtype,
         Some(&id),
         &bytes,
     )?))
+}
+
+/// `POST Patient/[id]/$break-glass` with a `Parameters` body: `reason` (a
+/// `v3-ActReason` code, as valueCode or valueCoding) and `reasonText`.
+async fn break_glass<S: Store>(
+    State(st): St<S>,
+    Extension(caller): Extension<Caller>,
+    Path((rtype, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    if rtype != "Patient" {
+        return Err(ApiError::Core(CoreError::NotSupported(
+            "$break-glass is defined on Patient only".to_owned(),
+        )));
+    }
+    let bytes = read_body(&st, &headers, body).await?;
+    let params: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Core(CoreError::MalformedJson(e.to_string())))?;
+    let find = |name: &str| {
+        params
+            .get("parameter")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|p| p.get("name").and_then(serde_json::Value::as_str) == Some(name))
+            .cloned()
+    };
+    let reason = find("reason")
+        .and_then(|p| {
+            p.get("valueCode")
+                .or_else(|| p.pointer("/valueCoding/code"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let text = find("reasonText")
+        .and_then(|p| {
+            p.get("valueString")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let expires = st.service.break_glass(&caller, &id, &reason, &text).await?;
+    let out = serde_json::json!({
+        "resourceType": "Parameters",
+        "parameter": [{"name": "expires", "valueInstant": instant::to_instant(expires)}]
+    });
+    Ok(fhir_response(StatusCode::OK, out.to_string(), vec![]))
 }

@@ -217,7 +217,10 @@ async fn run_ingest<S: Store>(
             base_url: format!("http://{addr}/fhir"),
         },
     );
-    let app = api::router(service.clone(), api::ApiConfig::default());
+    let app = api::router(
+        service.clone(),
+        bench_api_config(&format!("http://{addr}/fhir")),
+    );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -237,7 +240,7 @@ async fn run_ingest<S: Store>(
                 match via {
                     Via::Direct => {
                         service
-                            .bundle(body.as_bytes())
+                            .bundle(&system_caller(), body.as_bytes())
                             .await
                             .map_err(|e| e.to_string())?;
                     }
@@ -265,7 +268,8 @@ fn post(addr: SocketAddr, body: &str) -> Result<u16, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     write!(
         s,
-        "POST /fhir HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/fhir+json\r\nContent-Length: {}\r\n\r\n",
+        "POST /fhir HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/fhir+json\r\nContent-Length: {}\r\n\r\n",
+        bench_token(addr),
         body.len()
     )
     .map_err(|e| e.to_string())?;
@@ -370,7 +374,10 @@ async fn run_search_bench<S: Store>(
             base_url: format!("http://{addr}/fhir"),
         },
     );
-    let app = api::router(service.clone(), api::ApiConfig::default());
+    let app = api::router(
+        service.clone(),
+        bench_api_config(&format!("http://{addr}/fhir")),
+    );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -404,7 +411,7 @@ async fn run_search_bench<S: Store>(
     for round in 0..repeat {
         for body in bodies {
             let out = service
-                .bundle(body.as_bytes())
+                .bundle(&system_caller(), body.as_bytes())
                 .await
                 .map_err(|e| e.to_string())?;
             let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
@@ -564,7 +571,8 @@ fn get(addr: SocketAddr, path: &str) -> Result<u16, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n",
+        bench_token(addr)
     )
     .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -575,4 +583,65 @@ fn get(addr: SocketAddr, path: &str) -> Result<u16, String> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| "no status".to_owned())
+}
+
+/// The bench's token issuer (a fixed seed: the bench is not a deployment).
+fn bench_key() -> auth::IssuerKey {
+    auth::IssuerKey::from_seed([9u8; 32])
+}
+
+/// The server's own tasks run as a system client.
+fn system_caller() -> sharedcare_core::Caller {
+    sharedcare_core::Caller::system("bench", None)
+}
+
+/// HTTP settings trusting the bench's issuer for `base`.
+fn bench_api_config(base: &str) -> api::ApiConfig {
+    let key = bench_key();
+    let verifier = auth::Verifier::new(auth::VerifierConfig::new(
+        base,
+        vec![key.trusted_issuer(base)],
+    ));
+    let auth = match verifier {
+        Ok(v) => api::auth::AuthConfig::new(v, None, vec![], 3600),
+        Err(_) => api::auth::AuthConfig::deny_all(),
+    };
+    api::ApiConfig {
+        auth: Arc::new(auth),
+        ..api::ApiConfig::default()
+    }
+}
+
+/// A system-client token for the bench server at `addr` (minted once).
+fn bench_token(addr: SocketAddr) -> String {
+    static TOKENS: std::sync::Mutex<Vec<(SocketAddr, String)>> = std::sync::Mutex::new(Vec::new());
+    let Ok(mut tokens) = TOKENS.lock() else {
+        return String::new();
+    };
+    if let Some((_, t)) = tokens.iter().find(|(a, _)| *a == addr) {
+        return t.clone();
+    }
+    let base = format!("http://{addr}/fhir");
+    let now = BenchClock.now() / 1_000_000;
+    let token = bench_key()
+        .mint(&auth::TokenClaims {
+            iss: base.clone(),
+            aud: base,
+            sub: "bench".to_owned(),
+            exp: now + 86_400,
+            nbf: now - 60,
+            iat: now - 60,
+            jti: "bench".to_owned(),
+            name: "bench".to_owned(),
+            role: "integration".to_owned(),
+            scope: "system/*.cruds".to_owned(),
+            org: None,
+            registration: None,
+            patient: None,
+            related_person: None,
+            client_id: None,
+        })
+        .unwrap_or_default();
+    tokens.push((addr, token.clone()));
+    token
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServerArgs {
     /// A TOML configuration file (keys: listen, data, database_url, base_url,
-    /// max_body_bytes, sqlite_durable).
+    /// max_body_bytes, sqlite_durable, and an [auth] table).
     #[arg(long, env = "SHAREDCARE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
@@ -48,6 +48,34 @@ struct FileConfig {
     base_url: Option<String>,
     max_body_bytes: Option<usize>,
     sqlite_durable: Option<bool>,
+    #[serde(default)]
+    auth: AuthFile,
+}
+
+/// `[auth]`: trusted external issuers and token-endpoint clients. The
+/// embedded issuer (a key pair in the data directory) is always trusted.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// External OIDC issuers (e.g. NHS CIS2) and how to read their claims.
+    #[serde(default)]
+    pub issuers: Vec<IssuerFile>,
+    /// Clients of `POST /oauth/token` (client_credentials).
+    #[serde(default)]
+    pub clients: Vec<api::auth::OAuthClient>,
+    /// Lifetime of tokens the embedded issuer mints (default 3600).
+    #[serde(default)]
+    pub token_ttl_secs: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerFile {
+    pub issuer: String,
+    /// A JWKS file with the issuer's public keys.
+    pub jwks_file: PathBuf,
+    #[serde(default)]
+    pub mapping: auth::ClaimMapping,
 }
 
 /// Where the records live.
@@ -77,6 +105,18 @@ pub struct Config {
     pub base_url: Option<String>,
     pub max_body_bytes: usize,
     pub sqlite_durable: bool,
+    /// Holds the embedded store and the token issuer's key pair.
+    pub data: PathBuf,
+    pub auth: AuthFile,
+}
+
+impl Config {
+    /// The FHIR base URL: configured, or `http://LISTEN/fhir` for `addr`.
+    pub fn base_url_for(&self, addr: SocketAddr) -> String {
+        self.base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}/fhir"))
+    }
 }
 
 /// Environment variables this program reads (clap reads them; this list
@@ -138,7 +178,7 @@ pub fn resolve(args: &ServerArgs) -> Result<Config, String> {
         .clone()
         .or(file.data)
         .unwrap_or_else(|| PathBuf::from("sharedcare-data"));
-    let backend = match args.database_url.clone().or(file.database_url) {
+    let backend = match args.database_url.clone().or(file.database_url.clone()) {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Backend::Postgres { url }
         }
@@ -165,6 +205,8 @@ pub fn resolve(args: &ServerArgs) -> Result<Config, String> {
         base_url,
         max_body_bytes,
         sqlite_durable,
+        data,
+        auth: file.auth,
     })
 }
 

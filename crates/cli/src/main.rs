@@ -4,8 +4,10 @@
 //!   `--data`) or on PostgreSQL (`--database-url`).
 //! - `sharedcare demo`: the same, after loading a small built-in sample
 //!   (idempotently: repeat runs reuse the data), printing what to try.
+//! - `sharedcare token`: mint a token with the data directory's issuer key.
 //!
-//! This is the only place that constructs the real clock and id generator.
+//! This is the only place that constructs the real clock, the id generator
+//! and the key pair's random seed.
 
 mod config;
 
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use sharedcare_core::{Clock, IdGenerator, Service, ServiceConfig};
+use sharedcare_core::{Caller, Clock, IdGenerator, Service, ServiceConfig};
 use store::Store;
 
 use crate::config::{Backend, Config, ServerArgs};
@@ -46,6 +48,45 @@ enum Command {
         #[arg(long)]
         reset: bool,
     },
+    /// Mint a token with this data directory's issuer key (the operator's
+    /// tool: it can mint any role, including system clients).
+    Token(Box<TokenArgs>),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The user's (or client's) subject id.
+    #[arg(long)]
+    sub: String,
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// Role code: gp, hospital-clinician, community-clinician, pharmacist,
+    /// care-nurse, social-worker, care-worker, patient, proxy,
+    /// data-controller, commissioner, integration, admin.
+    #[arg(long)]
+    role: String,
+    /// Organisation (ODS code).
+    #[arg(long)]
+    org: Option<String>,
+    /// Professional registration (GMC/NMC/HCPC/GPhC id).
+    #[arg(long)]
+    registration: Option<String>,
+    /// The patient (logical id, or NHS number) a patient/proxy token is for.
+    #[arg(long)]
+    patient: Option<String>,
+    /// The RelatedPerson a proxy acts as.
+    #[arg(long)]
+    related_person: Option<String>,
+    /// SMART scopes (default by role: system/*.cruds, patient/*.cruds or
+    /// user/*.cruds).
+    #[arg(long)]
+    scope: Option<String>,
+    /// Lifetime, e.g. 1h, 30m, 3600s (default 1h).
+    #[arg(long, default_value = "1h")]
+    ttl: String,
 }
 
 /// The real clock.
@@ -105,6 +146,9 @@ fn main() -> ExitCode {
             }
             runtime.block_on(run(c, true))
         }),
+        Command::Token(args) => {
+            config::resolve(&args.server).and_then(|c| runtime.block_on(mint_command(&c, &args)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,10 +210,7 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", c.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let base_url = c
-        .base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}/fhir"));
+    let base_url = c.base_url_for(addr);
     let service = Service::new(
         store,
         Arc::new(SystemClock),
@@ -185,18 +226,28 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
     if reindexed > 0 {
         tracing::info!(resources = reindexed, "search index rebuilt");
     }
-    if demo {
-        load_demo(&service).await?;
-    }
+    let patients = if demo {
+        load_demo(&service).await?
+    } else {
+        vec![]
+    };
+    let key = issuer_key(c)?;
+    let demo_tokens = if demo {
+        demo_tokens(&key, &base_url, service.now(), &patients)?
+    } else {
+        vec![]
+    };
+    let auth = auth_config(c, key, &base_url)?;
     let app = api::router(
         service,
         api::ApiConfig {
             max_body_bytes: c.max_body_bytes,
             software_version: env!("CARGO_PKG_VERSION").to_owned(),
+            auth: Arc::new(auth),
         },
     );
     if demo {
-        print_demo_help(&base_url);
+        print_demo_help(&base_url, &demo_tokens, &patients);
     }
     // Tests and scripts read this line to find the port.
     println!("sharedcare listening on http://{addr} (FHIR base {base_url})");
@@ -208,9 +259,16 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
     Ok(())
 }
 
-async fn load_demo<S: Store>(service: &Service<S>) -> Result<(), String> {
+/// The demo's organisations: the GP practice and the care home.
+const DEMO_GP: &str = "Y00001";
+const DEMO_CARE_HOME: &str = "Y00002";
+
+/// Loads the demo sample (as the GP practice's system feed) and returns the
+/// ids of its patients.
+async fn load_demo<S: Store>(service: &Service<S>) -> Result<Vec<String>, String> {
+    let caller = Caller::system("sharedcare-demo-loader", Some(DEMO_GP));
     let response = service
-        .bundle(DEMO_BUNDLE.as_bytes())
+        .bundle(&caller, DEMO_BUNDLE.as_bytes())
         .await
         .map_err(|e| format!("loading the demo sample: {e}"))?;
     let v: serde_json::Value = serde_json::from_str(&response).map_err(|e| e.to_string())?;
@@ -233,32 +291,344 @@ async fn load_demo<S: Store>(service: &Service<S>) -> Result<(), String> {
     } else {
         eprintln!("demo: loaded the sample: {created} of {entries} resources created");
     }
+    let patients = v
+        .get("entry")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.pointer("/response/location").and_then(|s| s.as_str()))
+        .filter_map(|l| l.strip_prefix("Patient/"))
+        .filter_map(|l| l.split('/').next())
+        .map(str::to_owned)
+        .collect();
+    Ok(patients)
+}
+
+/// 32 bytes from the operating system's random source (via v4 UUIDs).
+#[allow(clippy::disallowed_methods)]
+fn random_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    let (a, b) = seed.split_at_mut(16);
+    a.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    b.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    seed
+}
+
+/// The embedded issuer's key pair, created in the data directory at first
+/// start.
+fn issuer_key(c: &Config) -> Result<auth::IssuerKey, String> {
+    auth::IssuerKey::load_or_create(&c.data, random_seed)
+        .map_err(|e| format!("the token issuer key in {}: {e}", c.data.display()))
+}
+
+/// Trusts the embedded issuer (iss and aud: the FHIR base URL) and the
+/// configured external issuers.
+fn auth_config(
+    c: &Config,
+    key: auth::IssuerKey,
+    base_url: &str,
+) -> Result<api::auth::AuthConfig, String> {
+    let mut issuers = vec![key.trusted_issuer(base_url)];
+    for i in &c.auth.issuers {
+        let keys =
+            auth::jwks_from_file(&i.jwks_file).map_err(|e| format!("issuer {}: {e}", i.issuer))?;
+        issuers.push(auth::TrustedIssuer {
+            issuer: i.issuer.clone(),
+            keys,
+            mapping: i.mapping.clone(),
+        });
+    }
+    let verifier = auth::Verifier::new(auth::VerifierConfig::new(base_url, issuers))
+        .map_err(|e| format!("token verification: {e}"))?;
+    Ok(api::auth::AuthConfig::new(
+        verifier,
+        Some(api::auth::EmbeddedIssuer {
+            key,
+            issuer: base_url.to_owned(),
+            audience: base_url.to_owned(),
+        }),
+        c.auth.clients.clone(),
+        c.auth.token_ttl_secs.unwrap_or(3600),
+    ))
+}
+
+fn parse_ttl(s: &str) -> Result<i64, String> {
+    let (n, unit) = s.split_at(s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("--ttl: '{s}' is not like 1h, 30m or 3600s"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("--ttl: unknown unit in '{s}'")),
+    };
+    if secs <= 0 || secs > 30 * 86_400 {
+        return Err("--ttl must be between 1 second and 30 days".to_owned());
+    }
+    Ok(secs)
+}
+
+fn default_scope(role: &str) -> &'static str {
+    match role {
+        "integration" => "system/*.cruds",
+        "patient" | "proxy" => "patient/*.cruds",
+        _ => "user/*.cruds",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mint(
+    key: &auth::IssuerKey,
+    base_url: &str,
+    now_micros: i64,
+    ttl_secs: i64,
+    sub: &str,
+    name: &str,
+    role: &str,
+    org: Option<&str>,
+    registration: Option<&str>,
+    patient: Option<&str>,
+    related_person: Option<&str>,
+    scope: Option<&str>,
+) -> Result<String, String> {
+    let now = now_micros.div_euclid(1_000_000);
+    let claims = auth::TokenClaims {
+        iss: base_url.to_owned(),
+        aud: base_url.to_owned(),
+        sub: sub.to_owned(),
+        exp: now + ttl_secs,
+        nbf: now,
+        iat: now,
+        jti: UuidIds.new_id(),
+        name: name.to_owned(),
+        role: role.to_owned(),
+        scope: scope.unwrap_or(default_scope(role)).to_owned(),
+        org: org.map(str::to_owned),
+        registration: registration.map(str::to_owned),
+        patient: patient.map(str::to_owned),
+        related_person: related_person.map(str::to_owned),
+        client_id: None,
+    };
+    key.mint(&claims).map_err(|e| format!("minting: {e}"))
+}
+
+/// `sharedcare token …`: prints a token for this data directory's issuer.
+async fn mint_command(c: &Config, args: &TokenArgs) -> Result<(), String> {
+    let key = issuer_key(c)?;
+    let base_url = c.base_url_for(c.listen);
+    let ttl = parse_ttl(&args.ttl)?;
+    // An NHS number is resolved to the patient's logical id.
+    let patient = match &args.patient {
+        Some(p) if p.len() == 10 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(find_patient_by_nhs_number(c, p).await?)
+        }
+        other => other.clone(),
+    };
+    let token = mint(
+        &key,
+        &base_url,
+        SystemClock.now(),
+        ttl,
+        &args.sub,
+        &args.name,
+        &args.role,
+        args.org.as_deref(),
+        args.registration.as_deref(),
+        patient.as_deref(),
+        args.related_person.as_deref(),
+        args.scope.as_deref(),
+    )?;
+    println!("{token}");
     Ok(())
 }
 
-fn print_demo_help(base: &str) {
-    let nhs = "https://fhir.nhs.uk/Id/nhs-number";
-    println!(
-        r#"
-sharedcare demo is running. FHIR base: {base}
+async fn find_patient_by_nhs_number(c: &Config, nhs: &str) -> Result<String, String> {
+    let query = format!("identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}&_elements=id");
+    let pairs = sharedcare_core::query::parse_query_string(&query).map_err(|e| e.to_string())?;
+    let caller = Caller::system("sharedcare-token", None);
+    let found = match &c.backend {
+        Backend::Sqlite { path } => {
+            let store =
+                store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(path.clone()))
+                    .map_err(|e| format!("embedded store: {e}"))?;
+            service_for(store)
+                .search(&caller, "Patient", &pairs, false)
+                .await
+        }
+        Backend::Postgres { url } => {
+            let store = store_postgres::PostgresStore::connect(
+                store_postgres::PostgresConfig::new(url.clone()),
+            )
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+            service_for(store)
+                .search(&caller, "Patient", &pairs, false)
+                .await
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&found.0).map_err(|e| e.to_string())?;
+    let ids: Vec<&str> = v
+        .get("entry")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.pointer("/resource/id").and_then(|i| i.as_str()))
+        .collect();
+    match ids.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => Err(format!("no patient has NHS number {nhs}")),
+        _ => Err(format!("several patients have NHS number {nhs}")),
+    }
+}
 
-Try (in another terminal):
-  # What this server can do
-  curl -s {base}/metadata | head -c 400; echo
-  # Find Margaret Hughes by NHS number
-  curl -s '{base}/Patient?identifier={nhs}|9990000018'
-  # Her record's history, newest first
-  curl -s '{base}/Patient/_history?_count=5'
-  # Add an observation (use the Patient id from the search above)
-  curl -s -X POST {base}/Observation -H 'Content-Type: application/fhir+json' \
-       -d '{{"resourceType":"Observation","status":"final","code":{{"text":"Weight"}},"valueQuantity":{{"value":61.5,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}}}}'
-  # Invalid input is refused with an OperationOutcome saying why
-  curl -s -X POST {base}/Patient -H 'Content-Type: application/fhir+json' \
-       -d '{{"resourceType":"Patient","identifier":[{{"system":"{nhs}","value":"9990000019"}}]}}'
+fn service_for<S: Store>(store: S) -> Service<S> {
+    Service::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(UuidIds),
+        ServiceConfig {
+            base_url: String::new(),
+        },
+    )
+}
+
+/// Ready tokens for the demo's people (valid 8 hours).
+fn demo_tokens(
+    key: &auth::IssuerKey,
+    base_url: &str,
+    now: i64,
+    patients: &[String],
+) -> Result<Vec<(&'static str, String)>, String> {
+    let ttl = 8 * 3600;
+    let first = patients.first().map(String::as_str);
+    Ok(vec![
+        (
+            "GP at the registered practice (Y00001)",
+            mint(
+                key,
+                base_url,
+                now,
+                ttl,
+                "demo-gp",
+                "Dr Asha Patel",
+                "gp",
+                Some(DEMO_GP),
+                Some("GMC:9999991"),
+                None,
+                None,
+                None,
+            )?,
+        ),
+        (
+            "care worker at the care home (Y00002)",
+            mint(
+                key,
+                base_url,
+                now,
+                ttl,
+                "demo-care-worker",
+                "Sam Jones",
+                "care-worker",
+                Some(DEMO_CARE_HOME),
+                None,
+                None,
+                None,
+                None,
+            )?,
+        ),
+        (
+            "hospital doctor with no relationship (RXX01)",
+            mint(
+                key,
+                base_url,
+                now,
+                ttl,
+                "demo-hospital",
+                "Dr Lee Wong",
+                "hospital-clinician",
+                Some("RXX01"),
+                Some("GMC:9999992"),
+                None,
+                None,
+                None,
+            )?,
+        ),
+        (
+            "the patient (Margaret Hughes)",
+            mint(
+                key,
+                base_url,
+                now,
+                ttl,
+                "demo-patient",
+                "Margaret Hughes",
+                "patient",
+                None,
+                None,
+                first,
+                None,
+                None,
+            )?,
+        ),
+        (
+            "the practice's data controller",
+            mint(
+                key,
+                base_url,
+                now,
+                ttl,
+                "demo-dc",
+                "Jo Smith",
+                "data-controller",
+                Some(DEMO_GP),
+                None,
+                None,
+                None,
+                None,
+            )?,
+        ),
+    ])
+}
+
+fn print_demo_help(base: &str, tokens: &[(&str, String)], patients: &[String]) {
+    let nhs = "https://fhir.nhs.uk/Id/nhs-number";
+    let p = patients.first().map(String::as_str).unwrap_or("PATIENT_ID");
+    let mut out = format!(
+        "\nsharedcare demo is running. FHIR base: {base}\n\nEvery /fhir request needs a bearer token. Ready tokens (8 hours):\n"
+    );
+    let vars = ["GP", "CARE", "HOSP", "PATIENT", "DC"];
+    for ((who, token), var) in tokens.iter().zip(vars) {
+        out.push_str(&format!("  # {who}\n  export {var}={token}\n"));
+    }
+    out.push_str(&format!(
+        r#"
+Try (in another terminal, after the exports above):
+  # What this server can do (no token needed)
+  curl -s {base}/metadata | head -c 300; echo
+  # The GP finds Margaret Hughes by NHS number and sees her whole record
+  curl -s -H "Authorization: Bearer $GP" '{base}/Patient?identifier={nhs}|9990000018'
+  curl -s -H "Authorization: Bearer $GP" '{base}/Patient/{p}/$everything'
+  # The care worker sees "appropriate information" only (no clinical notes)
+  curl -s -H "Authorization: Bearer $CARE" '{base}/Patient/{p}/$everything'
+  curl -s -H "Authorization: Bearer $CARE" '{base}/Observation?patient={p}'   # 403: not in their view
+  # A hospital with no relationship is refused, and offered break-glass
+  curl -s -H "Authorization: Bearer $HOSP" '{base}/Patient/{p}'
+  curl -s -X POST -H "Authorization: Bearer $HOSP" -H 'Content-Type: application/fhir+json' '{base}/Patient/{p}/$break-glass' \
+       -d '{{"resourceType":"Parameters","parameter":[{{"name":"reason","valueCode":"ETREAT"}},{{"name":"reasonText","valueString":"unconscious in A&E"}}]}}'
+  # Margaret sees her own record; the data controller sees no clinical content
+  curl -s -H "Authorization: Bearer $PATIENT" '{base}/Condition'
+  curl -s -H "Authorization: Bearer $DC" '{base}/Patient/{p}'                  # 403
+  # No token, a bad token: 401 with WWW-Authenticate
+  curl -si '{base}/Patient/{p}' | head -n 1
+  # More tokens: sharedcare token --sub u1 --name 'A Nurse' --role community-clinician --org Y00003 --registration NMC:12A3456B
 
 Stop with Ctrl-C.
 "#
-    );
+    ));
+    println!("{out}");
 }
 
 /// Resolves on SIGTERM or Ctrl-C; in-flight requests then finish.

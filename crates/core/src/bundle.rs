@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use store::{Micros, Store, Tx};
 
+use crate::access::Caller;
 use crate::bundle_writer::{BundleWriter, EntryResponse};
 use crate::error::{CoreError, Result};
 use crate::{
@@ -139,7 +140,7 @@ enum Done {
 
 impl<S: Store> Service<S> {
     /// Processes a `batch` or `transaction` Bundle; returns the response Bundle.
-    pub async fn bundle(&self, body: &[u8]) -> Result<String> {
+    pub async fn bundle(&self, caller: &Caller, body: &[u8]) -> Result<String> {
         let map = resource::parse_json(body)?;
         if resource::resource_type(&map)? != "Bundle" {
             return Err(CoreError::BadRequest(
@@ -147,15 +148,15 @@ impl<S: Store> Service<S> {
             ));
         }
         match map.get("type").and_then(Value::as_str) {
-            Some("transaction") => self.transaction(map).await,
-            Some("batch") => self.batch(map).await,
+            Some("transaction") => self.transaction(caller, map).await,
+            Some("batch") => self.batch(caller, map).await,
             _ => Err(CoreError::BadRequest(
                 "the Bundle type must be 'transaction' or 'batch'".to_owned(),
             )),
         }
     }
 
-    async fn transaction(&self, map: Map<String, Value>) -> Result<String> {
+    async fn transaction(&self, caller: &Caller, map: Map<String, Value>) -> Result<String> {
         // Validate the whole Bundle (every entry's resource) before any write.
         let (map, _warnings) = resource::validate(map)?;
         let raw_entries = match map.get("entry") {
@@ -167,6 +168,19 @@ impl<S: Store> Service<S> {
             .enumerate()
             .map(|(i, e)| parse_entry(i, e))
             .collect::<Result<Vec<_>>>()?;
+        // Conditional entries and reads match across people: system clients
+        // only (their matches could reveal what the policy withholds).
+        if !self.is_system(caller) {
+            for (i, e) in entries.iter().enumerate() {
+                let conditional = e.if_none_exist.is_some()
+                    || matches!(parse_target(&e.url), Ok(Target::Conditional(..)))
+                    || e.method == Method::Get;
+                if conditional {
+                    self.require_system(caller, "a conditional or read entry in a transaction")
+                        .map_err(|err| in_entry(i, err))?;
+                }
+            }
+        }
         for (i, e) in entries.iter().enumerate() {
             if let (Some(r), Method::Post | Method::Put) = (&e.resource, e.method) {
                 let declared = resource::resource_type(r)?;
@@ -343,6 +357,8 @@ impl<S: Store> Service<S> {
             })
             .map_err(|err| in_entry(i, err))?;
             if !conditional.is_empty() {
+                self.require_system(caller, "a conditional reference")
+                    .map_err(|err| in_entry(i, err))?;
                 let mut resolved: HashMap<String, String> = HashMap::new();
                 for c in conditional {
                     let (t, q) = c.split_once('?').unwrap_or((&c, ""));
@@ -395,7 +411,7 @@ impl<S: Store> Service<S> {
             };
             let result = match e.method {
                 Method::Delete => self
-                    .delete_entry(&mut tx, &e.url, now)
+                    .delete_entry(caller, &mut tx, &e.url, now)
                     .await
                     .map(Done::Deleted),
                 Method::Post | Method::Put => {
@@ -420,15 +436,34 @@ impl<S: Store> Service<S> {
                     } else {
                         let map = e.resource.take().ok_or(CoreError::Internal)?;
                         let is_fresh = fresh.get(i).copied().unwrap_or(false);
-                        self.write_version(&mut tx, &rtype, &id, map, e.if_match, is_fresh, now)
-                            .await
-                            .map(|(k, r)| Done::Written(k, r))
+                        self.write_version(
+                            caller, &mut tx, &rtype, &id, map, e.if_match, is_fresh, now,
+                        )
+                        .await
+                        .map(|(k, r)| Done::Written(k, r))
                     }
                 }
                 Method::Get => self.get_entry(&mut tx, &e.url).await,
             };
             let slot = done.get_mut(i).ok_or(CoreError::Internal)?;
             *slot = Some(result.map_err(|err| in_entry(i, err))?);
+        }
+        // One Provenance per activity for what the transaction wrote
+        // (deletes carry their own).
+        for (activity, wanted) in [
+            ("CREATE", WriteKind::Created),
+            ("UPDATE", WriteKind::Updated),
+        ] {
+            let targets: Vec<&Resource> = done
+                .iter()
+                .flatten()
+                .filter_map(|d| match d {
+                    Done::Written(k, r) if *k == wanted => Some(r),
+                    _ => None,
+                })
+                .collect();
+            self.provenance(caller, &mut tx, &targets, activity, now)
+                .await?;
         }
         tx.commit().await?;
 
@@ -443,14 +478,20 @@ impl<S: Store> Service<S> {
         Ok(w.finish())
     }
 
-    async fn delete_entry(&self, tx: &mut S::Tx, url: &str, now: Micros) -> Result<DeleteOutcome> {
+    async fn delete_entry(
+        &self,
+        caller: &Caller,
+        tx: &mut S::Tx,
+        url: &str,
+        now: Micros,
+    ) -> Result<DeleteOutcome> {
         match parse_target(url)? {
-            Target::Instance(t, id) => self.delete_in(tx, &t, &id, now).await,
+            Target::Instance(t, id) => self.delete_in(caller, tx, &t, &id, now).await,
             Target::Conditional(t, q) => {
                 let criteria = self.conditional_criteria(&t, &q)?;
                 match self.find_in(tx, &t, &criteria).await? {
                     Matches::None => Ok(DeleteOutcome::NothingToDelete),
-                    Matches::One(id) => self.delete_in(tx, &t, &id, now).await,
+                    Matches::One(id) => self.delete_in(caller, tx, &t, &id, now).await,
                     Matches::Many => Err(CoreError::PreconditionFailed(
                         "conditional delete matched more than one resource".to_owned(),
                     )),
@@ -584,7 +625,7 @@ impl<S: Store> Service<S> {
         }
     }
 
-    async fn batch(&self, map: Map<String, Value>) -> Result<String> {
+    async fn batch(&self, caller: &Caller, map: Map<String, Value>) -> Result<String> {
         let raw_entries = match map.get("entry") {
             Some(Value::Array(a)) => a.clone(),
             _ => vec![],
@@ -596,7 +637,7 @@ impl<S: Store> Service<S> {
             &instant::to_instant(now),
         );
         for (i, raw) in raw_entries.iter().enumerate() {
-            match self.batch_entry(i, raw).await {
+            match self.batch_entry(caller, i, raw).await {
                 Ok(d) => self.write_response_entry(&mut w, &d),
                 Err(err) => {
                     let outcome = outcome_json(&err);
@@ -621,7 +662,7 @@ impl<S: Store> Service<S> {
     }
 
     /// One batch entry, as if it were a request of its own.
-    async fn batch_entry(&self, index: usize, raw: &Value) -> Result<Done> {
+    async fn batch_entry(&self, caller: &Caller, index: usize, raw: &Value) -> Result<Done> {
         let e = parse_entry(index, raw)?;
         let body = match &e.resource {
             Some(m) => serde_json::to_vec(m).map_err(|_| CoreError::Internal)?,
@@ -629,30 +670,38 @@ impl<S: Store> Service<S> {
         };
         match (e.method, parse_target(&e.url)?) {
             (Method::Post, Target::Type(t)) => {
-                let out = self.create(&t, &body, e.if_none_exist.as_deref()).await?;
+                let out = self
+                    .create(caller, &t, &body, e.if_none_exist.as_deref())
+                    .await?;
                 Ok(Done::Written(out.kind, out.resource))
             }
             (Method::Put, Target::Instance(t, id)) => {
-                let out = self.update(&t, &id, &body, e.if_match).await?;
+                let out = self.update(caller, &t, &id, &body, e.if_match).await?;
                 Ok(Done::Written(out.kind, out.resource))
             }
             (Method::Put, Target::Conditional(t, q)) => {
-                let out = self.conditional_update(&t, &q, &body, e.if_match).await?;
+                let out = self
+                    .conditional_update(caller, &t, &q, &body, e.if_match)
+                    .await?;
                 Ok(Done::Written(out.kind, out.resource))
             }
             (Method::Delete, Target::Instance(t, id)) => {
-                Ok(Done::Deleted(self.delete(&t, &id).await?))
+                Ok(Done::Deleted(self.delete(caller, &t, &id).await?))
             }
-            (Method::Delete, Target::Conditional(t, q)) => {
-                Ok(Done::Deleted(self.conditional_delete(&t, &q).await?))
+            (Method::Delete, Target::Conditional(t, q)) => Ok(Done::Deleted(
+                self.conditional_delete(caller, &t, &q).await?,
+            )),
+            (Method::Get, Target::Instance(t, id)) => {
+                Ok(Done::Read(self.read(caller, &t, &id).await?))
             }
-            (Method::Get, Target::Instance(t, id)) => Ok(Done::Read(self.read(&t, &id).await?)),
             (Method::Get, Target::Type(t)) => {
-                Ok(Done::Searched(self.search(&t, &[], false).await?.0))
+                Ok(Done::Searched(self.search(caller, &t, &[], false).await?.0))
             }
             (Method::Get, Target::Conditional(t, q)) => {
                 let pairs = query::parse_query_string(&q)?;
-                Ok(Done::Searched(self.search(&t, &pairs, false).await?.0))
+                Ok(Done::Searched(
+                    self.search(caller, &t, &pairs, false).await?.0,
+                ))
             }
             _ => Err(CoreError::BadRequest(format!(
                 "'{}' is not valid for this method",

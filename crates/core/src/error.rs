@@ -45,6 +45,17 @@ pub enum CoreError {
         index: usize,
         source: Box<CoreError>,
     },
+    /// The access policy refused (a stable policy reason code and a message
+    /// that never names withheld content).
+    #[error("{message}")]
+    Forbidden {
+        reason: &'static str,
+        message: String,
+        break_glass: bool,
+    },
+    /// No valid bearer token (the API adds `WWW-Authenticate`).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("the database is unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -67,6 +78,8 @@ impl CoreError {
             CoreError::Conflict(_) => "SC-1203",
             CoreError::NotSupported(_) => "SC-1301",
             CoreError::InEntry { source, .. } => source.code(),
+            CoreError::Forbidden { .. } => "SC-1401",
+            CoreError::Unauthorized(_) => "SC-1402",
             CoreError::Unavailable => "SC-1901",
             CoreError::Internal => "SC-1900",
         }
@@ -126,6 +139,8 @@ impl CoreError {
             CoreError::VersionConflict(_) | CoreError::PreconditionFailed(_) => 412,
             CoreError::Conflict(_) => 409,
             CoreError::NotSupported(_) => 400,
+            CoreError::Forbidden { .. } => 403,
+            CoreError::Unauthorized(_) => 401,
             CoreError::Unavailable => 503,
             CoreError::Internal | CoreError::InEntry { .. } => 500,
         }
@@ -142,6 +157,8 @@ impl CoreError {
             CoreError::Gone { .. } => "deleted",
             CoreError::VersionConflict(_) | CoreError::Conflict(_) => "conflict",
             CoreError::PreconditionFailed(_) => "multiple-matches",
+            CoreError::Forbidden { .. } => "forbidden",
+            CoreError::Unauthorized(_) => "login",
             CoreError::Unavailable => "transient",
             CoreError::Internal | CoreError::InEntry { .. } => "exception",
         }
@@ -186,6 +203,13 @@ impl CoreError {
                 });
                 if let (Some(p), Some(obj)) = (&prefix, issue.as_object_mut()) {
                     obj.insert("expression".to_owned(), json!([p]));
+                }
+                if let CoreError::Forbidden { reason, .. } = root
+                    && let Some(codings) = issue
+                        .pointer_mut("/details/coding")
+                        .and_then(serde_json::Value::as_array_mut)
+                {
+                    codings.push(json!({"system": "https://fhir.sharedcare.org.uk/CodeSystem/access-decision", "code": reason}));
                 }
                 vec![issue]
             }

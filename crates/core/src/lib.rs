@@ -11,6 +11,7 @@
 //! - Time and new ids come from the injected [`Clock`] and [`IdGenerator`];
 //!   this crate never reads the wall clock or a random source itself.
 
+pub mod access;
 mod bundle;
 mod bundle_writer;
 pub mod capabilities;
@@ -19,13 +20,17 @@ pub mod instant;
 pub mod query;
 pub mod resource;
 mod searching;
+mod writing;
 
 use std::sync::Arc;
+
+use policy::{Permission, Policy};
 
 use fhir::Issue;
 use serde_json::{Map, Value};
 use store::{Filter, HistoryQuery, Micros, NewVersion, Store, Tx};
 
+pub use access::Caller;
 pub use bundle::outcome_json;
 pub use bundle_writer::{BundleWriter, EntryResponse};
 pub use error::{CoreError, Result};
@@ -113,6 +118,7 @@ pub struct Service<S> {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     config: ServiceConfig,
+    policy: Arc<Policy>,
 }
 
 impl<S: Clone> Clone for Service<S> {
@@ -122,6 +128,7 @@ impl<S: Clone> Clone for Service<S> {
             clock: self.clock.clone(),
             ids: self.ids.clone(),
             config: self.config.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -177,7 +184,28 @@ impl<S: Store> Service<S> {
             clock,
             ids,
             config,
+            policy: Arc::new(Policy::default()),
         }
+    }
+
+    /// Replaces the default access policy (roles, views, time boxes).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// "Now" from the injected clock.
+    pub fn now(&self) -> Micros {
+        self.clock.now()
+    }
+
+    /// A new id from the injected generator (also used for token ids).
+    pub fn new_id(&self) -> String {
+        self.ids.new_id()
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -215,6 +243,22 @@ impl<S: Store> Service<S> {
                     resource::index(&r.rtype, &r.id, &serde_json::Value::Object(map));
                 tx.reindex(&r.rtype, &r.id, patient_id.as_deref(), &rows)
                     .await?;
+                // The relationship facts and sealed-item markers, too.
+                let stamped = resource::Stamped {
+                    body: body.clone(),
+                    patient_id,
+                    index: vec![],
+                };
+                let relationships = self
+                    .relationship_rows(&mut tx, &r.rtype, &r.id, &stamped)
+                    .await?;
+                tx.put_relationships(
+                    &r.rtype,
+                    &r.id,
+                    stamped.patient_id.as_deref(),
+                    &relationships,
+                )
+                .await?;
                 done += 1;
             }
             tx.commit().await?;
@@ -244,6 +288,7 @@ impl<S: Store> Service<S> {
     /// `POST [type]`, optionally conditional (`If-None-Exist`).
     pub async fn create(
         &self,
+        caller: &Caller,
         rtype: &str,
         body: &[u8],
         if_none_exist: Option<&str>,
@@ -254,6 +299,7 @@ impl<S: Store> Service<S> {
         let mut tx = self.store.begin().await?;
         let now = self.clock.now();
         if let Some(query) = if_none_exist {
+            self.require_system(caller, "conditional create")?;
             let criteria = self.conditional_criteria(rtype, query)?;
             tx.lock_key(&criteria_key(rtype, query)).await?;
             match self.find_in(&mut tx, rtype, &criteria).await? {
@@ -275,7 +321,9 @@ impl<S: Store> Service<S> {
         }
         let id = self.ids.new_id();
         let (kind, resource) = self
-            .write_version(&mut tx, rtype, &id, map, None, true, now)
+            .write_version(caller, &mut tx, rtype, &id, map, None, true, now)
+            .await?;
+        self.provenance(caller, &mut tx, &[&resource], "CREATE", now)
             .await?;
         tx.commit().await?;
         Ok(WriteOutcome {
@@ -287,23 +335,38 @@ impl<S: Store> Service<S> {
 
     // ----- read -----
 
-    pub async fn read(&self, rtype: &str, id: &str) -> Result<Resource> {
+    pub async fn read(&self, caller: &Caller, rtype: &str, id: &str) -> Result<Resource> {
         check_type(rtype)?;
         check_id(id)?;
+        let not_found = || CoreError::NotFound {
+            rtype: rtype.to_owned(),
+            id: id.to_owned(),
+        };
         match self.store.read(rtype, id).await? {
-            None => Err(CoreError::NotFound {
+            None => Err(not_found()),
+            // Only system clients learn that something was deleted.
+            Some(r) if r.deleted && self.is_system(caller) => Err(CoreError::Gone {
                 rtype: rtype.to_owned(),
                 id: id.to_owned(),
             }),
-            Some(r) if r.deleted => Err(CoreError::Gone {
-                rtype: rtype.to_owned(),
-                id: id.to_owned(),
-            }),
-            Some(r) => Resource::from_stored(r),
+            Some(r) if r.deleted => Err(not_found()),
+            Some(r) => match self.decide_one(caller, &r, Permission::Read).await? {
+                Some(body) => Ok(Resource::from_stored(store::StoredResource {
+                    body: Some(body),
+                    ..r
+                })?),
+                None => Err(not_found()),
+            },
         }
     }
 
-    pub async fn vread(&self, rtype: &str, id: &str, vid: &str) -> Result<Resource> {
+    pub async fn vread(
+        &self,
+        caller: &Caller,
+        rtype: &str,
+        id: &str,
+        vid: &str,
+    ) -> Result<Resource> {
         check_type(rtype)?;
         check_id(id)?;
         let version = vid
@@ -314,11 +377,24 @@ impl<S: Store> Service<S> {
                 rtype: rtype.to_owned(),
                 id: format!("{id}/_history/{vid}"),
             }),
-            Some(r) if r.deleted => Err(CoreError::Gone {
+            Some(r) if r.deleted && self.is_system(caller) => Err(CoreError::Gone {
                 rtype: rtype.to_owned(),
                 id: format!("{id}/_history/{vid}"),
             }),
-            Some(r) => Resource::from_stored(r),
+            Some(r) if r.deleted => Err(CoreError::NotFound {
+                rtype: rtype.to_owned(),
+                id: format!("{id}/_history/{vid}"),
+            }),
+            Some(r) => match self.decide_one(caller, &r, Permission::Read).await? {
+                Some(body) => Ok(Resource::from_stored(store::StoredResource {
+                    body: Some(body),
+                    ..r
+                })?),
+                None => Err(CoreError::NotFound {
+                    rtype: rtype.to_owned(),
+                    id: format!("{id}/_history/{vid}"),
+                }),
+            },
         }
     }
 
@@ -327,6 +403,7 @@ impl<S: Store> Service<S> {
     /// `PUT [type]/[id]` (update, or create with a client-chosen id).
     pub async fn update(
         &self,
+        caller: &Caller,
         rtype: &str,
         id: &str,
         body: &[u8],
@@ -340,7 +417,14 @@ impl<S: Store> Service<S> {
         let mut tx = self.store.begin().await?;
         let now = self.clock.now();
         let (kind, resource) = self
-            .write_version(&mut tx, rtype, id, map, if_match, false, now)
+            .write_version(caller, &mut tx, rtype, id, map, if_match, false, now)
+            .await?;
+        let activity = if kind == WriteKind::Created {
+            "CREATE"
+        } else {
+            "UPDATE"
+        };
+        self.provenance(caller, &mut tx, &[&resource], activity, now)
             .await?;
         tx.commit().await?;
         Ok(WriteOutcome {
@@ -353,11 +437,13 @@ impl<S: Store> Service<S> {
     /// `PUT [type]?criteria`
     pub async fn conditional_update(
         &self,
+        caller: &Caller,
         rtype: &str,
         query: &str,
         body: &[u8],
         if_match: Option<u64>,
     ) -> Result<WriteOutcome> {
+        self.require_system(caller, "conditional update")?;
         let (map, warnings) = self.parse_for(rtype, body)?;
         let criteria = self.conditional_criteria(rtype, query)?;
         // Read the clock once the write lock is held, so that versions
@@ -396,7 +482,14 @@ impl<S: Store> Service<S> {
             }
         };
         let (kind, resource) = self
-            .write_version(&mut tx, rtype, &id, map, if_match, false, now)
+            .write_version(caller, &mut tx, rtype, &id, map, if_match, false, now)
+            .await?;
+        let activity = if kind == WriteKind::Created {
+            "CREATE"
+        } else {
+            "UPDATE"
+        };
+        self.provenance(caller, &mut tx, &[&resource], activity, now)
             .await?;
         tx.commit().await?;
         Ok(WriteOutcome {
@@ -408,21 +501,27 @@ impl<S: Store> Service<S> {
 
     // ----- delete -----
 
-    pub async fn delete(&self, rtype: &str, id: &str) -> Result<DeleteOutcome> {
+    pub async fn delete(&self, caller: &Caller, rtype: &str, id: &str) -> Result<DeleteOutcome> {
         check_type(rtype)?;
         check_id(id)?;
         // Read the clock once the write lock is held, so that versions
         // commit in lastUpdated order (clients poll with _since).
         let mut tx = self.store.begin().await?;
         let now = self.clock.now();
-        let out = self.delete_in(&mut tx, rtype, id, now).await?;
+        let out = self.delete_in(caller, &mut tx, rtype, id, now).await?;
         tx.commit().await?;
         Ok(out)
     }
 
     /// `DELETE [type]?criteria`: deletes the one match (several → 412).
-    pub async fn conditional_delete(&self, rtype: &str, query: &str) -> Result<DeleteOutcome> {
+    pub async fn conditional_delete(
+        &self,
+        caller: &Caller,
+        rtype: &str,
+        query: &str,
+    ) -> Result<DeleteOutcome> {
         check_type(rtype)?;
+        self.require_system(caller, "conditional delete")?;
         let criteria = self.conditional_criteria(rtype, query)?;
         // Read the clock once the write lock is held, so that versions
         // commit in lastUpdated order (clients poll with _since).
@@ -430,7 +529,7 @@ impl<S: Store> Service<S> {
         let now = self.clock.now();
         let out = match self.find_in(&mut tx, rtype, &criteria).await? {
             Matches::None => DeleteOutcome::NothingToDelete,
-            Matches::One(id) => self.delete_in(&mut tx, rtype, &id, now).await?,
+            Matches::One(id) => self.delete_in(caller, &mut tx, rtype, &id, now).await?,
             Matches::Many => {
                 return Err(CoreError::PreconditionFailed(
                     "the criteria matched more than one resource".to_owned(),
@@ -447,6 +546,7 @@ impl<S: Store> Service<S> {
     /// with `_since`, `_count` and the paging cursor.
     pub async fn history(
         &self,
+        caller: &Caller,
         rtype: Option<&str>,
         id: Option<&str>,
         params: &[(String, String)],
@@ -491,19 +591,25 @@ impl<S: Store> Service<S> {
                 other => return Err(CoreError::UnknownParameter(other.to_owned())),
             }
         }
-        if id.is_some() {
-            // An instance that never existed is a 404, not an empty history.
-            let exists = self
-                .store
-                .read(rtype.unwrap_or_default(), id.unwrap_or_default())
-                .await?;
-            if exists.is_none() {
-                return Err(CoreError::NotFound {
-                    rtype: rtype.unwrap_or_default().to_owned(),
-                    id: id.unwrap_or_default().to_owned(),
-                });
+        // Type and system history cross people: system clients only. An
+        // instance's history is decided on its latest version with a body.
+        let access = match (rtype, id) {
+            (Some(t), Some(i)) => {
+                let not_found = || CoreError::NotFound {
+                    rtype: t.to_owned(),
+                    id: i.to_owned(),
+                };
+                // An instance that never existed is a 404, not an empty history.
+                if self.store.read(t, i).await?.is_none() {
+                    return Err(not_found());
+                }
+                self.instance_access(caller, t, i).await?
             }
-        }
+            _ => {
+                self.require_system(caller, "type and system history")?;
+                None
+            }
+        };
         // Fetch one more than asked to learn whether there is a next page.
         let limit = query.limit;
         query.limit = limit + 1;
@@ -529,6 +635,14 @@ impl<S: Store> Service<S> {
         let this = query.before_seq.map(|s| s.to_string());
         page_links(&mut w, &path, &kept, this.as_deref(), next, None);
         for r in &rows {
+            let body = match (&access, &r.body) {
+                (Some(Some(a)), Some(_)) => match self.release(a, r) {
+                    Some(b) => Some(b),
+                    None => continue,
+                },
+                (Some(None), _) | (_, None) => r.body.clone(),
+                (None, Some(_)) => r.body.clone(),
+            };
             let full_url = format!("{}/{}/{}", self.config.base_url, r.rtype, r.id);
             let etag = format!("W/\"{}\"", r.version);
             let modified = instant::to_instant(r.last_updated);
@@ -541,7 +655,7 @@ impl<S: Store> Service<S> {
             };
             w.entry(
                 Some(&full_url),
-                r.body.as_deref(),
+                body.as_deref(),
                 None,
                 Some((method, &url)),
                 Some(&EntryResponse {
@@ -561,8 +675,15 @@ impl<S: Store> Service<S> {
     /// `POST [type]/$validate` and `POST [type]/[id]/$validate`: the body is
     /// the resource or a `Parameters` with a `resource` parameter. Returns the
     /// issues found; nothing is stored.
-    pub fn validate(&self, rtype: &str, id: Option<&str>, body: &[u8]) -> Result<Vec<Issue>> {
+    pub fn validate(
+        &self,
+        caller: &Caller,
+        rtype: &str,
+        id: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<Issue>> {
         check_type(rtype)?;
+        self.may_submit(caller, rtype)?;
         if let Some(id) = id {
             check_id(id)?;
         }
@@ -621,6 +742,7 @@ impl<S: Store> Service<S> {
     #[allow(clippy::too_many_arguments)]
     async fn write_version(
         &self,
+        caller: &Caller,
         tx: &mut S::Tx,
         rtype: &str,
         id: &str,
@@ -656,8 +778,17 @@ impl<S: Store> Service<S> {
             Some(c) if !c.deleted => WriteKind::Updated,
             _ => WriteKind::Created,
         };
-        let version = current.map_or(1, |c| c.version + 1);
+        let version = current.as_ref().map_or(1, |c| c.version + 1);
+        let existing = current.filter(|c| !c.deleted).and_then(|c| c.body);
+        let map = self.mark(caller, rtype, map, existing.as_deref())?;
         let stamped = resource::stamp(map, rtype, id, version, now)?;
+        self.check_write(caller, rtype, id, &stamped, existing.as_deref())
+            .await?;
+        let relationships = self.relationship_rows(tx, rtype, id, &stamped).await?;
+        if !fresh || !relationships.is_empty() {
+            tx.put_relationships(rtype, id, stamped.patient_id.as_deref(), &relationships)
+                .await?;
+        }
         tx.put(&NewVersion {
             rtype: rtype.to_owned(),
             id: id.to_owned(),
@@ -683,6 +814,7 @@ impl<S: Store> Service<S> {
 
     async fn delete_in(
         &self,
+        caller: &Caller,
         tx: &mut S::Tx,
         rtype: &str,
         id: &str,
@@ -690,6 +822,9 @@ impl<S: Store> Service<S> {
     ) -> Result<DeleteOutcome> {
         match tx.current(rtype, id).await? {
             Some(c) if !c.deleted => {
+                self.check_delete(caller, rtype, id, c.body.as_deref())
+                    .await?;
+                tx.put_relationships(rtype, id, None, &[]).await?;
                 let version = c.version + 1;
                 tx.put(&NewVersion {
                     rtype: rtype.to_owned(),
@@ -702,6 +837,15 @@ impl<S: Store> Service<S> {
                     index: vec![],
                 })
                 .await?;
+                let target = Resource {
+                    rtype: rtype.to_owned(),
+                    id: id.to_owned(),
+                    version,
+                    last_updated: now,
+                    body: String::new(),
+                };
+                self.provenance(caller, tx, &[&target], "DELETE", now)
+                    .await?;
                 Ok(DeleteOutcome::Deleted { version })
             }
             _ => Ok(DeleteOutcome::NothingToDelete),

@@ -10,9 +10,79 @@ use serde_json::{Map, Value};
 use store::search::{Filter, ReferenceValue, SortValue};
 use store::{Cursor, Key, SearchQuery, Store, StoredResource};
 
+use policy::{PatientAccess, Permission, RoleKind};
+
+use crate::access::{Caller, compartment_filter, filters_of, forbid, is_person_type};
 use crate::bundle_writer::BundleWriter;
 use crate::error::{CoreError, Result};
 use crate::{Service, check_id, check_type, instant};
+
+/// Over what a search runs, as the policy decided for its caller.
+enum Scope {
+    /// A system client: everything its scopes allow.
+    System,
+    /// Types that belong to no person (directories).
+    Directory,
+    /// One person's record.
+    Person(Box<PatientAccess>),
+    /// `Patient` search across the people the caller may access.
+    Population,
+}
+
+/// The warning added to a response when the record holds items the caller
+/// cannot see. It says that something was withheld, never what or where.
+fn withheld_outcome() -> String {
+    serde_json::json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{
+            "severity": "warning",
+            "code": "suppressed",
+            "details": {
+                "coding": [{"system": "https://fhir.sharedcare.org.uk/CodeSystem/warning", "code": "confidential-items", "display": "Confidential items withheld"}],
+                "text": "Some items in this record are not shown to you: they are confidential or outside your role's view."
+            }
+        }]
+    })
+    .to_string()
+}
+
+/// Does a filter reach into other resources (`_has`, chains)?
+fn reaches(f: &Filter) -> bool {
+    match f {
+        Filter::Chain { .. } | Filter::Has { .. } => true,
+        Filter::AnyOf(groups) => groups.iter().flatten().any(reaches),
+        _ => false,
+    }
+}
+
+/// The one patient a search's criteria name through a compartment parameter
+/// (`patient=`, `subject=Patient/…`), or `_id` for Patient.
+fn named_patient(rtype: &str, filters: &[Filter]) -> Option<String> {
+    if rtype == "Patient" {
+        return filters.iter().find_map(|f| match f {
+            Filter::Id(ids) if ids.len() == 1 => ids.first().cloned(),
+            _ => None,
+        });
+    }
+    let params = search::registry().compartment_params(rtype);
+    filters.iter().find_map(|f| match f {
+        Filter::Reference { param, any_of }
+            if params.contains(param) || param == "patient" || param == "subject" =>
+        {
+            match any_of.as_slice() {
+                [
+                    ReferenceValue {
+                        target_type,
+                        id: Some(id),
+                        url: None,
+                    },
+                ] if target_type.as_deref().is_none_or(|t| t == "Patient") => Some(id.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    })
+}
 
 pub const DEFAULT_COUNT: usize = 50;
 pub const MAX_COUNT: usize = 1000;
@@ -195,14 +265,133 @@ impl<S: Store> Service<S> {
     /// parameters ignored under lenient handling.
     pub async fn search(
         &self,
+        caller: &Caller,
         rtype: &str,
         params: &[(String, String)],
         lenient: bool,
     ) -> Result<(String, Vec<String>)> {
         check_type(rtype)?;
         let path = format!("{}/{rtype}", self.config.base_url);
-        self.search_with(rtype, params, lenient, vec![], &path, &[])
+        self.search_with(caller, rtype, params, lenient, None, &path, &[])
             .await
+    }
+
+    /// Decides over what a search of `rtype` runs for `caller`, and the
+    /// filters that keep it there (guarding `_has` and chains).
+    async fn scope(
+        &self,
+        caller: &Caller,
+        rtype: &str,
+        patient: Option<&str>,
+        filters: &mut Vec<Filter>,
+    ) -> Result<Scope> {
+        let p = caller.principal();
+        let role = self.policy.role_of(p).map_err(forbid)?;
+        if role.kind == RoleKind::Integration {
+            self.policy
+                .unlinked(p, rtype, Permission::Search)
+                .map_err(forbid)?;
+            if let Some(patient) = patient {
+                filters.push(compartment_filter(patient, rtype));
+            }
+            return Ok(Scope::System);
+        }
+        if !is_person_type(rtype) {
+            self.policy
+                .unlinked(p, rtype, Permission::Search)
+                .map_err(forbid)?;
+            if filters.iter().any(reaches) {
+                return Err(CoreError::Forbidden {
+                    reason: "criteria-not-permitted",
+                    message:
+                        "_has and chained parameters are only available within one person's record"
+                            .to_owned(),
+                    break_glass: false,
+                });
+            }
+            return Ok(Scope::Directory);
+        }
+        let bound = match role.kind {
+            RoleKind::Patient | RoleKind::Proxy => p.patient.clone(),
+            _ => None,
+        };
+        let person = bound
+            .or_else(|| patient.map(str::to_owned))
+            .or_else(|| named_patient(rtype, filters));
+        match person {
+            Some(person) => {
+                let access = self.access_for(caller, &person).await?;
+                filters.push(compartment_filter(&person, rtype));
+                filters.extend(filters_of(access.criteria(rtype).map_err(forbid)?));
+                for f in filters.iter_mut() {
+                    self.guard(&access, f)?;
+                }
+                Ok(Scope::Person(Box::new(access)))
+            }
+            None if rtype == "Patient" => {
+                if filters.iter().any(reaches) {
+                    return Err(CoreError::Forbidden {
+                        reason: "criteria-not-permitted",
+                        message: "_has and chained parameters are only available within one person's record".to_owned(),
+                        break_glass: false,
+                    });
+                }
+                let c = self
+                    .policy
+                    .population(p, self.clock.now())
+                    .map_err(forbid)?;
+                filters.extend(filters_of(vec![c]));
+                Ok(Scope::Population)
+            }
+            None => Err(CoreError::Forbidden {
+                reason: "one-person-at-a-time",
+                message: format!(
+                    "a search of {rtype} must name one person (patient=[id]) for the role '{}'",
+                    p.role
+                ),
+                break_glass: false,
+            }),
+        }
+    }
+
+    /// Restricts what `_has` and chains look at to what `access` may see of
+    /// the same person (or of directories), so criteria cannot reveal it.
+    fn guard(&self, access: &PatientAccess, f: &mut Filter) -> Result<()> {
+        let (target, inner) = match f {
+            Filter::Chain {
+                target_type,
+                filters,
+                ..
+            } => (target_type.clone(), filters),
+            Filter::Has {
+                source_type,
+                filters,
+                ..
+            } => (source_type.clone(), filters),
+            Filter::AnyOf(groups) => {
+                for g in groups.iter_mut() {
+                    for f in g.iter_mut() {
+                        self.guard(access, f)?;
+                    }
+                }
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        if is_person_type(&target) {
+            inner.push(compartment_filter(&access.patient_id, &target));
+            inner.extend(filters_of(access.criteria(&target).map_err(forbid)?));
+        } else if !policy::roles::DIRECTORY_TYPES.contains(&target.as_str()) {
+            return Err(CoreError::Forbidden {
+                reason: "criteria-not-permitted",
+                message: format!("criteria over {target} are not available to your role"),
+                break_glass: false,
+            });
+        }
+        for f in inner.iter_mut() {
+            self.guard(access, f)?;
+        }
+        Ok(())
     }
 
     /// `GET [base]?_type=A,B&…`: a search over several types with the
@@ -210,6 +399,7 @@ impl<S: Store> Service<S> {
     /// type search; `_sort` across types is refused (400).
     pub async fn system_search(
         &self,
+        caller: &Caller,
         params: &[(String, String)],
         lenient: bool,
     ) -> Result<(String, Vec<String>)> {
@@ -235,10 +425,18 @@ impl<S: Store> Service<S> {
             [one] => {
                 let path = self.config.base_url.clone();
                 let prefix = [("_type".to_owned(), one.clone())];
-                self.search_with(one, &rest, lenient, vec![], &path, &prefix)
+                self.search_with(caller, one, &rest, lenient, None, &path, &prefix)
                     .await
             }
-            _ => self.multi_type_search(&types, params, &rest, lenient).await,
+            _ => {
+                self.require_system(caller, "a search across several types")?;
+                for t in &types {
+                    self.policy
+                        .unlinked(caller.principal(), t, Permission::Search)
+                        .map_err(forbid)?;
+                }
+                self.multi_type_search(&types, params, &rest, lenient).await
+            }
         }
     }
 
@@ -331,11 +529,16 @@ impl<S: Store> Service<S> {
         let included = self
             .included(&rows, &result.include, &result.revinclude)
             .await?;
+        // System clients only (checked by the caller).
         for r in &rows {
-            self.entry(&mut w, r, "match", &shape);
+            if let Some(body) = &r.body {
+                self.entry(&mut w, r, body, "match", &shape);
+            }
         }
         for r in &included {
-            self.entry(&mut w, r, "include", &shape);
+            if let Some(body) = &r.body {
+                self.entry(&mut w, r, body, "include", &shape);
+            }
         }
         Ok((w.finish(), ignored))
     }
@@ -344,6 +547,7 @@ impl<S: Store> Service<S> {
     /// compartment (the CompartmentDefinition's parameters for that type).
     pub async fn compartment_search(
         &self,
+        caller: &Caller,
         patient: &str,
         rtype: &str,
         params: &[(String, String)],
@@ -357,36 +561,19 @@ impl<S: Store> Service<S> {
                 "{rtype} is not in the Patient compartment"
             )));
         }
-        let filter = if rtype == "Patient" {
-            Filter::Id(vec![patient.to_owned()])
-        } else {
-            Filter::AnyOf(
-                links
-                    .iter()
-                    .map(|param| {
-                        vec![Filter::Reference {
-                            param: param.clone(),
-                            any_of: vec![ReferenceValue {
-                                target_type: Some("Patient".to_owned()),
-                                id: Some(patient.to_owned()),
-                                url: None,
-                            }],
-                        }]
-                    })
-                    .collect(),
-            )
-        };
         let path = format!("{}/Patient/{patient}/{rtype}", self.config.base_url);
-        self.search_with(rtype, params, lenient, vec![filter], &path, &[])
+        self.search_with(caller, rtype, params, lenient, Some(patient), &path, &[])
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn search_with(
         &self,
+        caller: &Caller,
         rtype: &str,
         params: &[(String, String)],
         lenient: bool,
-        extra: Vec<Filter>,
+        patient: Option<&str>,
         path: &str,
         link_prefix: &[(String, String)],
     ) -> Result<(String, Vec<String>)> {
@@ -396,7 +583,7 @@ impl<S: Store> Service<S> {
         let result = &parsed.result;
         let count = result.count.unwrap_or(DEFAULT_COUNT).min(MAX_COUNT);
         let mut filters = parsed.filters.clone();
-        filters.extend(extra);
+        let scope = self.scope(caller, rtype, patient, &mut filters).await?;
         let (after, backward) = match result.cursor.as_deref().map(decode_directed).transpose()? {
             // A cursor belongs to the sort it was made with.
             Some((c, b)) if c.values.len() == result.sort.len() => (Some(c), b),
@@ -408,10 +595,14 @@ impl<S: Store> Service<S> {
         kept_params.extend(kept(params, &parsed.ignored));
         let kept = kept_params;
         let mut w = BundleWriter::new("searchset", &self.ids.new_id(), &instant::to_instant(now));
+        let withheld = matches!(&scope, Scope::Person(a) if a.sealed_withheld);
 
         if result.summary == Some(search::Summary::Count) {
             w.total(self.store.count(rtype, &filters).await?);
             crate::page_links(&mut w, path, &kept, None, None, None);
+            if withheld {
+                w.entry(None, Some(&withheld_outcome()), Some("outcome"), None, None);
+            }
             return Ok((w.finish(), parsed.ignored));
         }
         if matches!(
@@ -471,17 +662,68 @@ impl<S: Store> Service<S> {
         let included = self
             .included(&matches, &result.include, &result.revinclude)
             .await?;
+        let mut people: std::collections::HashMap<String, Option<PatientAccess>> =
+            std::collections::HashMap::new();
         for r in &matches {
-            self.entry(&mut w, r, "match", &shape);
+            if let Some(body) = self.released(caller, &scope, &mut people, r).await? {
+                self.entry(&mut w, r, &body, "match", &shape);
+            }
         }
         for r in &included {
-            self.entry(&mut w, r, "include", &shape);
+            if let Some(body) = self.released(caller, &scope, &mut people, r).await? {
+                self.entry(&mut w, r, &body, "include", &shape);
+            }
+        }
+        if withheld {
+            w.entry(None, Some(&withheld_outcome()), Some("outcome"), None, None);
         }
         Ok((w.finish(), parsed.ignored))
     }
 
-    fn entry(&self, w: &mut BundleWriter, r: &StoredResource, mode: &str, how: &Shape) {
-        let Some(body) = &r.body else { return };
+    /// The body of a search result as it may leave under `scope`, or `None`.
+    /// Every item is decided here, whatever the query already filtered.
+    async fn released(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        people: &mut std::collections::HashMap<String, Option<PatientAccess>>,
+        r: &StoredResource,
+    ) -> Result<Option<String>> {
+        let Some(body) = r.body.as_deref() else {
+            return Ok(None);
+        };
+        let p = caller.principal();
+        match scope {
+            Scope::System => Ok(Some(body.to_owned())),
+            _ if !is_person_type(&r.rtype) => Ok(self
+                .policy
+                .unlinked(p, &r.rtype, Permission::Read)
+                .is_ok()
+                .then(|| body.to_owned())),
+            Scope::Person(access) => Ok(self.release(access, r)),
+            Scope::Directory | Scope::Population => {
+                let value: serde_json::Value =
+                    serde_json::from_str(body).map_err(|_| CoreError::Internal)?;
+                let Some(person) = crate::access::patient_of(&r.rtype, &r.id, &value) else {
+                    return Ok(None);
+                };
+                if !people.contains_key(&person) {
+                    let access = match self.access_for(caller, &person).await {
+                        Ok(a) => Some(a),
+                        Err(CoreError::Forbidden { .. }) => None,
+                        Err(e) => return Err(e),
+                    };
+                    people.insert(person.clone(), access);
+                }
+                Ok(people
+                    .get(&person)
+                    .and_then(Option::as_ref)
+                    .and_then(|a| self.release(a, r)))
+            }
+        }
+    }
+
+    fn entry(&self, w: &mut BundleWriter, r: &StoredResource, body: &str, mode: &str, how: &Shape) {
         let full_url = format!("{}/{}/{}", self.config.base_url, r.rtype, r.id);
         let shaped = shape(body, &r.rtype, how);
         w.entry(Some(&full_url), Some(&shaped), Some(mode), None, None);
@@ -559,7 +801,12 @@ impl<S: Store> Service<S> {
     /// compartment, and the resources those refer to, paged by (type, id).
     /// Takes `_since`, `_type`, `_count` and the cursor; `start`/`end`
     /// restrict clinical dates (resources with a date outside are left out).
-    pub async fn everything(&self, patient: &str, params: &[(String, String)]) -> Result<String> {
+    pub async fn everything(
+        &self,
+        caller: &Caller,
+        patient: &str,
+        params: &[(String, String)],
+    ) -> Result<String> {
         check_id(patient)?;
         match self.store.read("Patient", patient).await? {
             Some(r) if !r.deleted => {}
@@ -576,6 +823,16 @@ impl<S: Store> Service<S> {
                 });
             }
         }
+        let access = if self.is_system(caller) {
+            self.policy
+                .unlinked(caller.principal(), "Patient", Permission::Read)
+                .map_err(forbid)?;
+            None
+        } else {
+            let a = self.access_for(caller, patient).await?;
+            a.check("Patient", Permission::Read).map_err(forbid)?;
+            Some(a)
+        };
         let mut query = store::CompartmentQuery {
             patient_id: patient.to_owned(),
             limit: DEFAULT_COUNT,
@@ -677,12 +934,28 @@ impl<S: Store> Service<S> {
             .collect();
         let referenced = self.store.read_many(&referenced).await?;
         for r in &rows {
-            self.entry(&mut w, r, "match", &Shape::Full);
+            let body = match &access {
+                None => r.body.clone(),
+                Some(a) => self.release(a, r),
+            };
+            if let Some(body) = body {
+                self.entry(&mut w, r, &body, "match", &Shape::Full);
+            }
         }
         // Only what belongs to no patient (practitioners, organisations,
         // medications…): another patient's resources never ride along.
         for r in referenced.iter().filter(|r| belongs_to_no_patient(r)) {
-            self.entry(&mut w, r, "include", &Shape::Full);
+            let allowed = access.is_none()
+                || self
+                    .policy
+                    .unlinked(caller.principal(), &r.rtype, Permission::Read)
+                    .is_ok();
+            if let (true, Some(body)) = (allowed, &r.body) {
+                self.entry(&mut w, r, body, "include", &Shape::Full);
+            }
+        }
+        if access.as_ref().is_some_and(|a| a.sealed_withheld) {
+            w.entry(None, Some(&withheld_outcome()), Some("outcome"), None, None);
         }
         Ok(w.finish())
     }

@@ -43,10 +43,99 @@ fn service<S: store::Store>(store: S) -> Service<S> {
     )
 }
 
+/// The test issuer's key (a fixed seed: tests are deterministic).
+pub fn issuer_key() -> auth::IssuerKey {
+    auth::IssuerKey::from_seed([7u8; 32])
+}
+
+/// Tokens are valid from before the step clock's start for ten years.
+const NBF: i64 = 1_767_225_000;
+const EXP: i64 = 1_767_225_600 + 10 * 365 * 86_400;
+
+/// A token from the test issuer.
+pub struct Who<'a> {
+    pub sub: &'a str,
+    pub role: &'a str,
+    pub org: Option<&'a str>,
+    pub registration: Option<&'a str>,
+    pub patient: Option<&'a str>,
+    pub related_person: Option<&'a str>,
+    pub scope: &'a str,
+}
+
+impl Default for Who<'_> {
+    fn default() -> Self {
+        Who {
+            sub: "integration-engine",
+            role: "integration",
+            org: None,
+            registration: None,
+            patient: None,
+            related_person: None,
+            scope: "system/*.cruds",
+        }
+    }
+}
+
+pub fn token(who: &Who) -> String {
+    issuer_key()
+        .mint(&auth::TokenClaims {
+            iss: BASE.to_owned(),
+            aud: BASE.to_owned(),
+            sub: who.sub.to_owned(),
+            exp: EXP,
+            nbf: NBF,
+            iat: NBF,
+            jti: format!("jti-{}", who.sub),
+            name: format!("Test {}", who.sub),
+            role: who.role.to_owned(),
+            scope: who.scope.to_owned(),
+            org: who.org.map(str::to_owned),
+            registration: who.registration.map(str::to_owned),
+            patient: who.patient.map(str::to_owned),
+            related_person: who.related_person.map(str::to_owned),
+            client_id: None,
+        })
+        .unwrap()
+}
+
+/// The bearer header value for a system client with every scope (what the
+/// tests of FHIR behaviour run as).
+pub fn system_bearer() -> String {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    format!("Bearer {}", TOKEN.get_or_init(|| token(&Who::default())))
+}
+
 pub fn config() -> api::ApiConfig {
+    let key = issuer_key();
+    let verifier = auth::Verifier::new(auth::VerifierConfig::new(
+        BASE,
+        vec![key.trusted_issuer(BASE)],
+    ))
+    .unwrap();
     api::ApiConfig {
         max_body_bytes: 64 * 1024 * 1024,
         software_version: "test".to_owned(),
+        auth: Arc::new(api::auth::AuthConfig::new(
+            verifier,
+            Some(api::auth::EmbeddedIssuer {
+                key,
+                issuer: BASE.to_owned(),
+                audience: BASE.to_owned(),
+            }),
+            vec![api::auth::OAuthClient {
+                client_id: "ehr-feed".to_owned(),
+                secret_sha256: api::auth::secret_digest("s3cret"),
+                name: "A hospital EPR feed".to_owned(),
+                role: "integration".to_owned(),
+                org: Some("RXX01".to_owned()),
+                registration: None,
+                patient: None,
+                related_person: None,
+                scope: "system/Encounter.cru system/Patient.rs".to_owned(),
+            }],
+            3600,
+        )),
     }
 }
 
@@ -134,9 +223,17 @@ impl TestApp {
     ) -> Resp {
         let mut req = Request::builder().method(method).uri(uri);
         let mut has_ct = false;
+        let mut has_auth = false;
         for (k, v) in headers {
             has_ct |= k.eq_ignore_ascii_case("content-type");
-            req = req.header(*k, *v);
+            has_auth |= k.eq_ignore_ascii_case("authorization");
+            // An empty value means "send no such header".
+            if !v.is_empty() {
+                req = req.header(*k, *v);
+            }
+        }
+        if !has_auth {
+            req = req.header("authorization", system_bearer());
         }
         if body.is_some() && !has_ct {
             req = req.header("content-type", "application/fhir+json");

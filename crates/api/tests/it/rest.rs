@@ -548,8 +548,16 @@ async fn search_paging_and_history_paging() {
             .await
             .json();
         assert_eq!(since["entry"].as_array().unwrap().len(), 3);
-        let page1 = t.get("/fhir/_history?_count=3").await.json();
-        assert_eq!(page1["entry"].as_array().unwrap().len(), 3);
+        // Every write also records a Provenance: 5 versions + 5 Provenances.
+        let page1 = t.get("/fhir/_history?_count=8").await.json();
+        assert_eq!(page1["entry"].as_array().unwrap().len(), 8);
+        let provenances = page1["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "Provenance")
+            .count();
+        assert!(provenances >= 3, "{provenances}");
         let next = page1["link"]
             .as_array()
             .unwrap()

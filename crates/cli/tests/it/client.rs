@@ -24,18 +24,89 @@ impl Reply {
     }
 }
 
+/// The system-client token of each running test server (by address).
+static TOKENS: std::sync::Mutex<Vec<(SocketAddr, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn token_for(addr: SocketAddr) -> Option<String> {
+    TOKENS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(a, _)| *a == addr)
+        .map(|(_, t)| t.clone())
+}
+
+/// Now, in Unix seconds (tests may read the clock).
+#[allow(clippy::disallowed_methods)]
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Mints a token with the server's own issuer key (in its data directory).
+#[allow(clippy::too_many_arguments)]
+pub fn mint(
+    data: &Path,
+    addr: SocketAddr,
+    sub: &str,
+    role: &str,
+    org: Option<&str>,
+    registration: Option<&str>,
+    patient: Option<&str>,
+    scope: &str,
+) -> String {
+    let key = auth::IssuerKey::load_or_create(data, || panic!("the server made no key")).unwrap();
+    let base = format!("http://{addr}/fhir");
+    let now = now_secs();
+    key.mint(&auth::TokenClaims {
+        iss: base.clone(),
+        aud: base,
+        sub: sub.to_owned(),
+        exp: now + 3600,
+        nbf: now - 5,
+        iat: now - 5,
+        jti: format!("jti-{sub}-{now}"),
+        name: format!("Test {sub}"),
+        role: role.to_owned(),
+        scope: scope.to_owned(),
+        org: org.map(str::to_owned),
+        registration: registration.map(str::to_owned),
+        patient: patient.map(str::to_owned),
+        related_person: None,
+        client_id: None,
+    })
+    .unwrap()
+}
+
+/// A request as the server's system client.
 pub fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<Reply> {
+    request_as(addr, method, path, body, token_for(addr).as_deref())
+}
+
+/// A request with the given bearer token (or none).
+pub fn request_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> std::io::Result<Reply> {
     let mut s = TcpStream::connect(addr)?;
     let body = body.unwrap_or("");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/fhir+json\r\n\
-         Content-Type: application/fhir+json\r\nContent-Length: {}\r\n\r\n{body}",
+         {auth}Content-Type: application/fhir+json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut raw = Vec::new();
@@ -123,6 +194,17 @@ impl Server {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
         };
+        let token = mint(
+            data,
+            addr,
+            "e2e-system",
+            "integration",
+            None,
+            None,
+            None,
+            "system/*.cruds",
+        );
+        TOKENS.lock().unwrap().push((addr, token));
         Server { child, addr }
     }
 

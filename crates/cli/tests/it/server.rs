@@ -74,14 +74,53 @@ fn demo_loads_once_and_is_idempotent() {
         };
         let (addr, help) = server;
         assert!(help.contains("curl"), "the demo prints what to try");
+        // The printed tokens work, each with its role's view.
+        let token = |var: &str| {
+            help.lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("export {var}=")))
+                .unwrap_or_else(|| panic!("no {var} token printed"))
+                .to_owned()
+        };
+        let as_ = |var: &str, path: &str| {
+            crate::client::request_as(addr, "GET", path, None, Some(&token(var))).unwrap()
+        };
         // Exactly one Margaret Hughes, however many times the demo starts.
-        let b = get(
-            addr,
+        let b = as_(
+            "GP",
             "/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number%7C9990000018",
         )
         .json();
         assert_eq!(b["entry"].as_array().unwrap().len(), 1);
         assert_eq!(b["entry"][0]["resource"]["name"][0]["family"], "Hughes");
+        let id = b["entry"][0]["resource"]["id"].as_str().unwrap().to_owned();
+        let types = |r: crate::client::Reply| -> Vec<String> {
+            r.json()["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["resource"]["resourceType"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let gp = types(as_("GP", &format!("/fhir/Patient/{id}/$everything")));
+        assert!(
+            gp.contains(&"Observation".to_owned()) && gp.contains(&"Condition".to_owned()),
+            "{gp:?}"
+        );
+        let care = types(as_("CARE", &format!("/fhir/Patient/{id}/$everything")));
+        assert!(care.contains(&"AllergyIntolerance".to_owned()), "{care:?}");
+        assert!(
+            !care.contains(&"Observation".to_owned()) && !care.contains(&"Condition".to_owned()),
+            "{care:?}"
+        );
+        assert_eq!(as_("HOSP", &format!("/fhir/Patient/{id}")).status, 403);
+        assert_eq!(as_("DC", &format!("/fhir/Patient/{id}")).status, 403);
+        assert_eq!(as_("PATIENT", &format!("/fhir/Patient/{id}")).status, 200);
+        assert_eq!(
+            crate::client::request_as(addr, "GET", &format!("/fhir/Patient/{id}"), None, None)
+                .unwrap()
+                .status,
+            401
+        );
         let _ = child.kill();
         let _ = child.wait();
     }

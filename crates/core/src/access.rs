@@ -1,0 +1,306 @@
+//! Access: who is calling, the facts the policy needs about a person, and
+//! the policy's answers turned into store filters and shaped bodies.
+//!
+//! Invariants:
+//! - Every interaction takes a [`Caller`]; nothing is read or written
+//!   without a decision of the `policy` crate for that caller.
+//! - Facts are read fresh for every request (no cache), inside the store the
+//!   request uses, so a change of relationship or consent applies at once.
+//! - Criteria are applied in the query (so paging, counts, sorting and
+//!   criteria see only what may be seen) *and* every item is checked again
+//!   on its way out.
+
+use policy::{Criterion, Denial, Facts, Item, PatientAccess, Permission, Principal, RoleKind};
+use serde_json::{Map, Value};
+use store::search::{Filter, IndexKind, Prefix, RangeValue, ReferenceValue, SortKey, TokenValue};
+use store::{SearchQuery, Store, StoredResource};
+
+use crate::Service;
+use crate::error::{CoreError, Result};
+
+/// An authenticated caller: built by the API from a verified token, or by
+/// the server's own trusted tasks (demo loading, import) as a system client.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    principal: Principal,
+}
+
+impl Caller {
+    pub fn new(principal: Principal) -> Caller {
+        Caller { principal }
+    }
+
+    /// A system client with every `system/` scope: for the server's own
+    /// tasks (loading demo data, imports), never for a request.
+    pub fn system(subject: &str, org: Option<&str>) -> Caller {
+        Caller {
+            principal: Principal {
+                subject: subject.to_owned(),
+                name: subject.to_owned(),
+                role: "integration".to_owned(),
+                org: org.map(str::to_owned),
+                registration: None,
+                patient: None,
+                related_person: None,
+                scopes: policy::scopes::parse("system/*.cruds"),
+            },
+        }
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+pub(crate) fn forbid(d: Denial) -> CoreError {
+    CoreError::Forbidden {
+        reason: d.code,
+        message: d.message,
+        break_glass: d.break_glass_available,
+    }
+}
+
+/// Does this type hold person-level data (the Patient compartment)?
+pub(crate) fn is_person_type(rtype: &str) -> bool {
+    rtype == "Patient" || !search::registry().compartment_params(rtype).is_empty()
+}
+
+/// The patient (compartment) a resource belongs to.
+pub(crate) fn patient_of(rtype: &str, id: &str, value: &Value) -> Option<String> {
+    if rtype == "Patient" {
+        return Some(id.to_owned());
+    }
+    if !is_person_type(rtype) {
+        return None;
+    }
+    let rows = search::extract(rtype, value);
+    search::patient_compartment(rtype, id, &rows)
+}
+
+/// The filter restricting `rtype` to one patient's compartment.
+pub(crate) fn compartment_filter(patient: &str, rtype: &str) -> Filter {
+    if rtype == "Patient" {
+        return Filter::Id(vec![patient.to_owned()]);
+    }
+    Filter::AnyOf(
+        search::registry()
+            .compartment_params(rtype)
+            .iter()
+            .map(|param| {
+                vec![Filter::Reference {
+                    param: param.clone(),
+                    any_of: vec![ReferenceValue {
+                        target_type: Some("Patient".to_owned()),
+                        id: Some(patient.to_owned()),
+                        url: None,
+                    }],
+                }]
+            })
+            .collect(),
+    )
+}
+
+/// The policy's criteria as store filters.
+pub(crate) fn filters_of(criteria: Vec<Criterion>) -> Vec<Filter> {
+    criteria.into_iter().filter_map(filter_of).collect()
+}
+
+fn filter_of(c: Criterion) -> Option<Filter> {
+    Some(match c {
+        Criterion::Token { param, not, any_of } => Filter::Token {
+            param,
+            not,
+            any_of: any_of
+                .into_iter()
+                .map(|(system, code)| TokenValue {
+                    system,
+                    code: Some(code),
+                })
+                .collect(),
+        },
+        Criterion::DateFrom { param, from } => Filter::Date {
+            param,
+            any_of: vec![RangeValue {
+                prefix: Prefix::Ge,
+                low: from,
+                high: from,
+            }],
+        },
+        Criterion::Ids(ids) => Filter::Id(ids),
+        Criterion::Related {
+            org,
+            user,
+            now,
+            recent_since,
+        } => Filter::Related {
+            org,
+            user: Some(user),
+            now,
+            recent_since,
+        },
+        Criterion::AnyOf(groups) => {
+            // A group without conditions admits everything.
+            if groups.iter().any(Vec::is_empty) {
+                return None;
+            }
+            Filter::AnyOf(groups.into_iter().map(filters_of).collect())
+        }
+        Criterion::Nothing => Filter::Id(vec![]),
+    })
+}
+
+/// Applies an item decision's element whitelist to a stored body.
+pub(crate) fn shaped(body: &str, elements: Option<&[String]>) -> Option<String> {
+    let Some(elements) = elements else {
+        return Some(body.to_owned());
+    };
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(body) else {
+        return None;
+    };
+    policy::keep_elements(&mut map, elements);
+    subsetted(&mut map);
+    Some(Value::Object(map).to_string())
+}
+
+fn subsetted(map: &mut Map<String, Value>) {
+    let tag = serde_json::json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"});
+    if let Some(meta) = map
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        && let Some(tags) = meta
+            .entry("tag")
+            .or_insert_with(|| Value::Array(vec![]))
+            .as_array_mut()
+    {
+        tags.push(tag);
+    }
+}
+
+impl<S: Store> Service<S> {
+    /// The policy's decision on `caller`'s access to `patient`'s record,
+    /// with its `Latest` conditions resolved.
+    pub(crate) async fn access_for(&self, caller: &Caller, patient: &str) -> Result<PatientAccess> {
+        let p = caller.principal();
+        let role = self.policy.role_of(p).map_err(forbid)?;
+        let rows = if role.kind == RoleKind::Integration {
+            vec![]
+        } else {
+            self.store
+                .relationships(patient, p.org.as_deref(), Some(&p.subject))
+                .await?
+        };
+        let relationships: Vec<policy::Relationship> = rows
+            .into_iter()
+            .map(|r| policy::Relationship {
+                org: r.org,
+                kind: r.kind,
+                user: r.user,
+                active: r.active,
+                start: r.start,
+                end: r.end,
+            })
+            .collect();
+        let now = self.clock.now();
+        let proxy_levels = match (role.kind, &p.related_person) {
+            (RoleKind::Proxy, Some(rp)) if p.patient.as_deref() == Some(patient) => {
+                let consents = self
+                    .store
+                    .search(&SearchQuery {
+                        rtype: "Consent".to_owned(),
+                        filters: vec![
+                            compartment_filter(patient, "Consent"),
+                            Filter::Token {
+                                param: "status".to_owned(),
+                                not: false,
+                                any_of: vec![TokenValue {
+                                    system: None,
+                                    code: Some("active".to_owned()),
+                                }],
+                            },
+                        ],
+                        sort: vec![],
+                        after: None,
+                        backward: false,
+                        limit: 100,
+                    })
+                    .await?;
+                let bodies: Vec<Value> = consents
+                    .iter()
+                    .filter_map(|r| r.resource.body.as_deref())
+                    .filter_map(|b| serde_json::from_str(b).ok())
+                    .collect();
+                policy::relationships::proxy_scopes(&bodies, rp, now)
+            }
+            _ => vec![],
+        };
+        let facts = Facts {
+            patient_id: patient,
+            relationships: &relationships,
+            proxy_levels: &proxy_levels,
+        };
+        let mut access = self.policy.patient_access(p, &facts, now).map_err(forbid)?;
+        for q in access.pending_latest() {
+            let mut filters = vec![compartment_filter(patient, &q.rtype)];
+            filters.extend(filters_of(q.criteria));
+            let rows = self
+                .store
+                .search(&SearchQuery {
+                    rtype: q.rtype.clone(),
+                    filters,
+                    sort: vec![SortKey::Param {
+                        param: q.sort.clone(),
+                        kind: IndexKind::Date,
+                        descending: true,
+                    }],
+                    after: None,
+                    backward: false,
+                    limit: q.n,
+                })
+                .await?;
+            access.resolve_latest(q.rule, rows.into_iter().map(|r| r.resource.id).collect());
+        }
+        Ok(access)
+    }
+
+    /// The body of `r` as `access` lets it leave, or `None` if withheld.
+    pub(crate) fn release(&self, access: &PatientAccess, r: &StoredResource) -> Option<String> {
+        let body = r.body.as_deref()?;
+        let value: Value = serde_json::from_str(body).ok()?;
+        let patient = patient_of(&r.rtype, &r.id, &value);
+        match access.item(&r.rtype, patient.as_deref(), &value) {
+            Item::Show(elements) => shaped(body, elements),
+            Item::Withhold(_) => None,
+        }
+    }
+
+    /// Decides on one stored resource for `caller` (reads of a single item,
+    /// includes): the body that may leave, or why not.
+    pub(crate) async fn decide_one(
+        &self,
+        caller: &Caller,
+        r: &StoredResource,
+        perm: Permission,
+    ) -> Result<Option<String>> {
+        let Some(body) = r.body.as_deref() else {
+            return Ok(None);
+        };
+        let value: Value = serde_json::from_str(body).map_err(|_| CoreError::Internal)?;
+        match patient_of(&r.rtype, &r.id, &value) {
+            Some(patient) => {
+                let access = self.access_for(caller, &patient).await?;
+                access.check(&r.rtype, perm).map_err(forbid)?;
+                Ok(match access.item(&r.rtype, Some(&patient), &value) {
+                    Item::Show(elements) => shaped(body, elements),
+                    Item::Withhold(_) => None,
+                })
+            }
+            None => {
+                self.policy
+                    .unlinked(caller.principal(), &r.rtype, perm)
+                    .map_err(forbid)?;
+                Ok(Some(body.to_owned()))
+            }
+        }
+    }
+}
