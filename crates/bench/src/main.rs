@@ -16,6 +16,8 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod access;
+
 /// The same allocator as the server binary, so figures match.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -75,6 +77,26 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         iterations: usize,
     },
+    /// What access control costs: the policy decision alone, and
+    /// authorised reads with and without it, on a generated population.
+    Access {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        #[arg(long, env = "SHAREDCARE_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        /// People in the generated population.
+        #[arg(long, default_value_t = 2000)]
+        people: usize,
+        /// Observations per person.
+        #[arg(long, default_value_t = 20)]
+        observations: usize,
+        /// Reads per caller.
+        #[arg(long, default_value_t = 20000)]
+        reads: usize,
+        /// Policy decisions to time.
+        #[arg(long, default_value_t = 200000)]
+        decisions: usize,
+    },
 }
 
 struct BenchClock;
@@ -124,6 +146,43 @@ fn main() -> Result<(), String> {
             repeat,
             iterations,
         )),
+        Cmd::Access {
+            backend,
+            database_url,
+            people,
+            observations,
+            reads,
+            decisions,
+        } => {
+            access::decision(decisions);
+            rt.block_on(async {
+                let run = format!("a{}", std::process::id());
+                match backend {
+                    Backend::Sqlite => {
+                        let tmp = std::env::temp_dir().join(format!("sharedcare-bench-{run}"));
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        let store = store_sqlite::SqliteStore::open(
+                            store_sqlite::SqliteConfig::new(tmp.join("bench.db")),
+                        )
+                        .map_err(|e| e.to_string())?;
+                        let out = access::reads(store, people, observations, reads).await;
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        out
+                    }
+                    Backend::Postgres => {
+                        let url = database_url.ok_or(
+                            "postgres needs --database-url or SHAREDCARE_BENCH_DATABASE_URL",
+                        )?;
+                        let mut c = store_postgres::PostgresConfig::new(url);
+                        c.schema = Some(format!("bench_{run}"));
+                        let store = store_postgres::PostgresStore::connect(c)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        access::reads(store, people, observations, reads).await
+                    }
+                }
+            })
+        }
     }
 }
 

@@ -73,8 +73,7 @@ pub(crate) fn patient_of(rtype: &str, id: &str, value: &Value) -> Option<String>
     if !is_person_type(rtype) {
         return None;
     }
-    let rows = search::extract(rtype, value);
-    search::patient_compartment(rtype, id, &rows)
+    search::patient_of(rtype, id, value)
 }
 
 /// The filter restricting `rtype` to one patient's compartment.

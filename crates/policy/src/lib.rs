@@ -409,17 +409,15 @@ impl Policy {
             }
         };
         let sealed_withheld = facts.relationships.iter().any(|r| {
-            let visible = match role.kind {
-                RoleKind::Integration => true,
-                RoleKind::Patient => r.kind != relationships::NOT_FOR_PATIENT,
-                RoleKind::Proxy => false,
-                RoleKind::Clinical => {
-                    r.kind == relationships::SEALED && org.as_deref() == Some(r.org.as_str())
-                }
-                _ => false,
-            };
-            (r.kind == relationships::SEALED || r.kind == relationships::NOT_FOR_PATIENT)
-                && !visible
+            let sealed = r.kind == relationships::SEALED;
+            let nopat = r.kind == relationships::NOT_FOR_PATIENT;
+            match role.kind {
+                RoleKind::Integration => false,
+                RoleKind::Patient => nopat,
+                RoleKind::Proxy => sealed || nopat,
+                RoleKind::Clinical => sealed && org.as_deref() != Some(r.org.as_str()),
+                _ => sealed,
+            }
         });
         Ok(PatientAccess {
             patient_id: facts.patient_id.to_owned(),
@@ -738,7 +736,10 @@ impl PatientAccess {
         }
         if let Some(old) = existing {
             let recorder = labels::recorded_by(old);
-            if recorder.is_none() || recorder != self.recorder.as_deref() {
+            // Only the recorder changes an entry, and nobody changes what
+            // its labels hide from them.
+            if recorder.is_none() || recorder != self.recorder.as_deref() || !self.labels_allow(old)
+            {
                 return Err(deny(
                     "other-organisations-entry",
                     "only the organisation (or person) that recorded an entry may change or delete it",
@@ -746,21 +747,28 @@ impl PatientAccess {
             }
         }
         if perm == Permission::Delete {
-            return Ok(());
+            // Deletes stay within the types the role may record.
+            let may_record = match self.kind {
+                RoleKind::Clinical => true,
+                RoleKind::SocialCare | RoleKind::Patient | RoleKind::Proxy => {
+                    existing.is_some_and(|old| self.creatable(rtype, old))
+                }
+                _ => false,
+            };
+            return if may_record {
+                Ok(())
+            } else {
+                Err(deny(
+                    "not-creatable",
+                    format!("the role '{}' may not delete {rtype}", self.role),
+                ))
+            };
         }
         let Some(new) = new else { return Ok(()) };
         match self.kind {
             RoleKind::Clinical => Ok(()),
             RoleKind::SocialCare | RoleKind::Patient | RoleKind::Proxy => {
-                let id = json::string(new, "id").unwrap_or("");
-                let allowed = self.creates.iter().enumerate().any(|(i, rule)| {
-                    rule.rtype == rtype
-                        && rule
-                            .conditions
-                            .iter()
-                            .all(|c| self.condition_holds(c, usize::MAX - i, id, new))
-                });
-                if allowed {
+                if self.creatable(rtype, new) {
                     Ok(())
                 } else {
                     Err(deny(
@@ -774,6 +782,18 @@ impl PatientAccess {
                 "this role cannot write to people's records",
             )),
         }
+    }
+
+    /// Does an item fall under one of the role's create rules?
+    fn creatable(&self, rtype: &str, item: &Value) -> bool {
+        let id = json::string(item, "id").unwrap_or("");
+        self.creates.iter().enumerate().any(|(i, rule)| {
+            rule.rtype == rtype
+                && rule
+                    .conditions
+                    .iter()
+                    .all(|c| self.condition_holds(c, usize::MAX - i, id, item))
+        })
     }
 
     /// The subject this access was decided for (for audit).

@@ -59,9 +59,13 @@ impl Relationship {
         if self.user.as_deref().is_some_and(|u| u != user) {
             return false;
         }
+        // A per-user grant that names no user grants nobody (fail closed).
+        if self.kind == BREAK_GLASS && self.user.is_none() {
+            return false;
+        }
         let in_period = self.start.is_none_or(|s| s <= now) && self.end.is_none_or(|e| e >= now);
         (self.active && in_period)
-            || (self.kind == ENCOUNTER && self.end.is_some_and(|e| e >= now - recent))
+            || (self.kind == ENCOUNTER && self.end.is_some_and(|e| e >= now - recent && e <= now))
     }
 }
 
@@ -155,6 +159,8 @@ pub fn drafts(rtype: &str, r: &Value) -> Vec<Draft> {
                 None,
             );
         }
+        // Cancelled and erroneous encounters never happened.
+        "Encounter" if matches!(status, "cancelled" | "entered-in-error") => {}
         "Encounter" => {
             let active = matches!(
                 status,

@@ -251,15 +251,6 @@ const ENCOUNTER_DATES: &[&str] = &[
     "subject",
     "period",
 ];
-const ENCOUNTER_WITH_PROVIDER: &[&str] = &[
-    "status",
-    "class",
-    "type",
-    "serviceType",
-    "subject",
-    "period",
-    "serviceProvider",
-];
 const ADMISSION: &[&str] = &[
     "status",
     "class",
@@ -367,7 +358,7 @@ fn social_worker_view() -> View {
             Some(CONDITION),
         ),
         rule("CarePlan", vec![], Some(CARE_PLAN)),
-        rule("Encounter", vec![], Some(ENCOUNTER_WITH_PROVIDER)),
+        rule("Encounter", vec![], Some(ENCOUNTER_DATES)),
         rule("RelatedPerson", vec![], Some(RELATED_PERSON)),
         // What their own organisation recorded.
         rule(
@@ -465,10 +456,19 @@ fn social_worker_creates() -> Vec<TypeRule> {
     ]
 }
 
+/// About Me and patient-reported observations (marked on write).
 fn person_creates() -> Vec<TypeRule> {
     vec![
-        rule("QuestionnaireResponse", vec![], None),
-        rule("DocumentReference", vec![], None),
+        rule(
+            "QuestionnaireResponse",
+            vec![Condition::Category("about-me".into())],
+            None,
+        ),
+        rule(
+            "DocumentReference",
+            vec![Condition::Category("about-me".into())],
+            None,
+        ),
         rule("Observation", vec![], None),
     ]
 }

@@ -85,6 +85,30 @@ pub fn extract_with_issues(rtype: &str, resource: &Json) -> (Vec<IndexRow>, Vec<
     (rows, issues)
 }
 
+/// The Patient compartment of a resource, evaluating only the
+/// compartment's parameters (cheaper than [`extract`] on read paths). The
+/// same answer as [`patient_compartment`] over the full extraction.
+pub fn patient_of(rtype: &str, id: &str, resource: &Json) -> Option<String> {
+    if rtype == "Patient" {
+        return Some(id.to_owned());
+    }
+    let params = registry().compartment_params(rtype);
+    if params.is_empty() {
+        return None;
+    }
+    let env = Env::new();
+    let mut rows = Vec::new();
+    for def in registry().indexed_params(rtype) {
+        if params.contains(&def.code) {
+            let start = rows.len();
+            if extract_param(def, resource, &env, &mut rows).is_err() {
+                rows.truncate(start);
+            }
+        }
+    }
+    patient_compartment(rtype, id, &rows)
+}
+
 /// Appends the rows of one parameter.
 fn extract_param<'a>(
     def: &ParamDef,

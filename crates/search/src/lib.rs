@@ -29,7 +29,7 @@ mod registry;
 mod time;
 mod values;
 
-pub use extract::{ExtractIssue, extract, extract_with_issues, patient_compartment};
+pub use extract::{ExtractIssue, extract, extract_with_issues, patient_compartment, patient_of};
 pub use normalize::normalize;
 pub use query::{
     Include, MAX_CHAIN_STEPS, MAX_DEPTH, ParsedSearch, ResultParams, Summary, Total,

@@ -516,11 +516,14 @@ fn related(
     }
     let r = b.fresh("r");
     let o = b.text(org);
+    // Per-user grants (break-glass) count for their user only, and a grant
+    // naming no user grants nobody.
+    let bg = b.text(store::relationship::BREAK_GLASS);
     let who = match user {
-        None => format!("{r}.user_sub IS NULL"),
+        None => format!("({r}.user_sub IS NULL AND {r}.kind <> {bg})"),
         Some(u) => {
             let p = b.text(u);
-            format!("({r}.user_sub IS NULL OR {r}.user_sub = {p})")
+            format!("(({r}.user_sub IS NULL AND {r}.kind <> {bg}) OR {r}.user_sub = {p})")
         }
     };
     let active = b.is_true(&format!("{r}.active"));
@@ -530,7 +533,7 @@ fn related(
     format!(
         "{alias}.id IN (SELECT {r}.patient_id FROM relationship {r} WHERE {r}.org = {o} AND {who} \
          AND (({active} AND ({r}.start_at IS NULL OR {r}.start_at <= {now}) AND ({r}.end_at IS NULL OR {r}.end_at >= {now})) \
-         OR ({r}.kind = {encounter} AND {r}.end_at >= {recent})))"
+         OR ({r}.kind = {encounter} AND {r}.end_at >= {recent} AND {r}.end_at <= {now})))"
     )
 }
 
@@ -852,11 +855,12 @@ mod tests {
         let mut b = Builder::new(Dialect::Postgres);
         let sql = filters(&mut b, "c", "Patient", std::slice::from_ref(&related));
         assert!(
-            sql.starts_with("(c.id IN (SELECT r1.patient_id FROM relationship r1 WHERE r1.org = $1 AND r1.user_sub IS NULL"),
+            sql.starts_with("(c.id IN (SELECT r1.patient_id FROM relationship r1 WHERE r1.org = $1 AND (r1.user_sub IS NULL AND r1.kind <> $2)"),
             "{sql}"
         );
-        // org, now (used twice), the encounter kind, recent_since.
-        assert_eq!(b.args.len(), 4, "{sql}");
+        // org, the break-glass kind, now (used thrice), the encounter kind,
+        // recent_since.
+        assert_eq!(b.args.len(), 5, "{sql}");
         let mut b = Builder::new(Dialect::Sqlite);
         let sql = filters(&mut b, "c", "Observation", &[related]);
         assert_eq!(sql, "(1 = 0)");

@@ -1,0 +1,232 @@
+//! `bench -- access`: what access control costs.
+//!
+//! 1. The policy decision alone (in-process, no IO): `patient_access` plus
+//!    one item decision, per call; p50/p99 over many calls.
+//! 2. Authorised reads through the core service on a generated population
+//!    (each person registered with practice B00001, living in care home
+//!    B00002, with observations, conditions, medications and encounters):
+//!    the same reads (a) straight from the store with no decision, (b) as a
+//!    system client, (c) as the GP, (d) as the care-home care worker.
+//!    Reported as reads/s and as a ratio to (a).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use policy::{Facts, Policy, Principal, Relationship};
+use serde_json::json;
+use sharedcare_core::{Caller, Service, ServiceConfig};
+use store::Store;
+
+use crate::{BenchClock, BenchIds};
+
+fn percentile(sorted: &[u128], p: f64) -> u128 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0)
+}
+
+/// Decision cost: patient_access + one item decision, `n` times.
+pub fn decision(n: usize) {
+    let policy = Policy::default();
+    let principal = |role: &str, org: &str| Principal {
+        subject: format!("{role}-1"),
+        name: "Bench User".into(),
+        role: role.into(),
+        org: Some(org.into()),
+        registration: Some("GMC:1234567".into()),
+        patient: None,
+        related_person: None,
+        scopes: policy::scopes::parse("user/*.cruds"),
+    };
+    let rel = |org: &str, kind: &str| Relationship {
+        org: org.into(),
+        kind: kind.into(),
+        user: None,
+        active: true,
+        start: None,
+        end: None,
+    };
+    let relationships = vec![
+        rel("B00001", "gp-registration"),
+        rel("B00002", "episode-of-care"),
+        Relationship {
+            active: false,
+            end: Some(1_700_000_000_000_000),
+            ..rel("B00003", "encounter")
+        },
+    ];
+    let item = json!({"resourceType": "MedicationStatement", "id": "m1", "status": "active",
+        "meta": {"tag": [{"system": policy::labels::RECORDED_BY, "code": "B00001"}]},
+        "subject": {"reference": "Patient/p1"}, "note": [{"text": "x"}],
+        "medicationCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "322236009"}]}});
+    let now = 1_767_225_600_000_000;
+    for (label, p) in [
+        ("gp", principal("gp", "B00001")),
+        ("care-worker", principal("care-worker", "B00002")),
+        (
+            "no relationship (denied)",
+            principal("hospital-clinician", "R00001"),
+        ),
+    ] {
+        let mut times = Vec::with_capacity(n);
+        let mut shown = 0usize;
+        for _ in 0..n {
+            let started = Instant::now();
+            let facts = Facts {
+                patient_id: "p1",
+                relationships: &relationships,
+                proxy_levels: &[],
+            };
+            if let Ok(access) = policy.patient_access(&p, &facts, now)
+                && matches!(
+                    access.item("MedicationStatement", Some("p1"), &item),
+                    policy::Item::Show(_)
+                )
+            {
+                shown += 1;
+            }
+            times.push(started.elapsed().as_nanos());
+        }
+        times.sort_unstable();
+        let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+        println!(
+            "{}",
+            json!({"bench": "policy-decision", "principal": label, "calls": n, "shown": shown, "p50_ns": p50, "p99_ns": p99})
+        );
+        println!(
+            "| policy decision | {label} | {n} calls | p50 {:.2} µs | p99 {:.2} µs |",
+            p50 as f64 / 1000.0,
+            p99 as f64 / 1000.0
+        );
+    }
+}
+
+/// A transaction bundle for one person of the generated population.
+fn person_bundle(i: usize, observations: usize) -> String {
+    let pid = format!("bp{i}");
+    let mut entries = vec![json!({"resource": {"resourceType": "Patient", "id": pid,
+        "name": [{"family": format!("Family{i}"), "given": ["Bench"]}], "gender": "female", "birthDate": "1940-01-01",
+        "generalPractitioner": [{"reference": "Organization/gp1"}]},
+        "request": {"method": "PUT", "url": format!("Patient/{pid}")}})];
+    entries.push(json!({"resource": {"resourceType": "EpisodeOfCare", "id": format!("{pid}-eoc"), "status": "active",
+        "patient": {"reference": format!("Patient/{pid}")}, "managingOrganization": {"reference": "Organization/ch1"}},
+        "request": {"method": "PUT", "url": format!("EpisodeOfCare/{pid}-eoc")}}));
+    for j in 0..observations {
+        entries.push(json!({"resource": {"resourceType": "Observation", "id": format!("{pid}-o{j}"), "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "subject": {"reference": format!("Patient/{pid}")}, "effectiveDateTime": "2025-06-01T10:00:00Z",
+            "valueQuantity": {"value": 60 + j, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}},
+            "request": {"method": "PUT", "url": format!("Observation/{pid}-o{j}")}}));
+    }
+    for (j, status) in ["active", "stopped"].iter().enumerate() {
+        entries.push(json!({"resource": {"resourceType": "MedicationStatement", "id": format!("{pid}-m{j}"), "status": status,
+            "medicationCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "322236009"}]},
+            "subject": {"reference": format!("Patient/{pid}")}},
+            "request": {"method": "PUT", "url": format!("MedicationStatement/{pid}-m{j}")}}));
+    }
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}).to_string()
+}
+
+/// Authorised read throughput with and without the policy.
+pub async fn reads<S: Store + Clone>(
+    store: S,
+    people: usize,
+    observations: usize,
+    reads: usize,
+) -> Result<(), String> {
+    let service = Service::new(
+        store.clone(),
+        Arc::new(BenchClock),
+        Arc::new(BenchIds("acc".to_owned(), AtomicU64::new(0))),
+        ServiceConfig {
+            base_url: "http://bench.local/fhir".to_owned(),
+        },
+    );
+    let loader = Caller::system("bench-loader", Some("B00001"));
+    let orgs = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Organization", "id": "gp1", "name": "Bench Practice",
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "B00001"}]},
+         "request": {"method": "PUT", "url": "Organization/gp1"}},
+        {"resource": {"resourceType": "Organization", "id": "ch1", "name": "Bench Care Home",
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "B00002"}]},
+         "request": {"method": "PUT", "url": "Organization/ch1"}}]});
+    service
+        .bundle(&loader, orgs.to_string().as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    for i in 0..people {
+        service
+            .bundle(&loader, person_bundle(i, observations).as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    eprintln!(
+        "loaded {people} people in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let principal = |role: &str, org: &str, reg: Option<&str>| {
+        Caller::new(Principal {
+            subject: format!("bench-{role}"),
+            name: "Bench User".into(),
+            role: role.into(),
+            org: Some(org.into()),
+            registration: reg.map(str::to_owned),
+            patient: None,
+            related_person: None,
+            scopes: policy::scopes::parse("user/*.cruds"),
+        })
+    };
+    let gp = principal("gp", "B00001", Some("GMC:1234567"));
+    let care = principal("care-worker", "B00002", None);
+    let system = Caller::system("bench-reader", None);
+    // The read mix: a patient's active medication (visible to every role here).
+    let keys: Vec<(String, String)> = (0..reads)
+        .map(|k| {
+            let i = (k * 7919) % people.max(1);
+            ("MedicationStatement".to_owned(), format!("bp{i}-m0"))
+        })
+        .collect();
+    let mut baseline = 0.0;
+    for label in [
+        "store only (no decision)",
+        "system client",
+        "gp (registration)",
+        "care-worker (episode, restricted view)",
+    ] {
+        let started = Instant::now();
+        let mut ok = 0usize;
+        for (t, id) in &keys {
+            let found = match label {
+                "store only (no decision)" => store
+                    .read(t, id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some(),
+                "system client" => service.read(&system, t, id).await.is_ok(),
+                "gp (registration)" => service.read(&gp, t, id).await.is_ok(),
+                _ => service.read(&care, t, id).await.is_ok(),
+            };
+            ok += usize::from(found);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let rate = keys.len() as f64 / secs;
+        if baseline == 0.0 {
+            baseline = rate;
+        }
+        println!(
+            "{}",
+            json!({"bench": "authorised-read", "caller": label, "reads": keys.len(), "found": ok, "seconds": secs, "reads_per_second": rate, "ratio_to_store_only": rate / baseline})
+        );
+        println!(
+            "| read | {label} | {} reads ({ok} found) | {rate:.0} reads/s | {:.0}% of store only |",
+            keys.len(),
+            100.0 * rate / baseline
+        );
+    }
+    Ok(())
+}
