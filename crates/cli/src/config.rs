@@ -245,6 +245,51 @@ mod tests {
     }
 
     #[test]
+    fn auth_table() {
+        let p = write(
+            "auth",
+            r#"
+[auth]
+token_ttl_secs = 600
+
+[[auth.issuers]]
+issuer = "https://cis2.example"
+jwks_file = "/etc/sharedcare/cis2-jwks.json"
+mapping = { kind = "cis2", role_map = { R8000 = "hospital-clinician" } }
+
+[[auth.clients]]
+client_id = "adt-feed"
+secret_sha256 = "00"
+name = "Hospital ADT feed"
+role = "integration"
+org = "RXX01"
+scope = "system/Encounter.cru"
+"#,
+        );
+        let c = resolve(&ServerArgs {
+            config: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.auth.token_ttl_secs, Some(600));
+        assert_eq!(c.auth.issuers.len(), 1);
+        assert_eq!(c.auth.clients[0].role, "integration");
+        std::fs::remove_file(p).unwrap();
+        let p = write(
+            "auth-bad",
+            "[auth]\nclients = [{ client_id = \"x\", secret = \"y\" }]\n",
+        );
+        assert!(
+            resolve(&ServerArgs {
+                config: Some(p.clone()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
     fn unknown_keys_rejected() {
         let p = write("unknown", "listn = \"127.0.0.1:9000\"\n");
         let err = resolve(&ServerArgs {

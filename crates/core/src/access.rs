@@ -178,8 +178,14 @@ fn subsetted(map: &mut Map<String, Value>) {
 
 impl<S: Store> Service<S> {
     /// The policy's decision on `caller`'s access to `patient`'s record,
-    /// with its `Latest` conditions resolved.
-    pub(crate) async fn access_for(&self, caller: &Caller, patient: &str) -> Result<PatientAccess> {
+    /// with the `Latest` conditions of `types` resolved (all with `None`;
+    /// unresolved ones admit nothing).
+    pub(crate) async fn access_for(
+        &self,
+        caller: &Caller,
+        patient: &str,
+        types: Option<&[&str]>,
+    ) -> Result<PatientAccess> {
         let p = caller.principal();
         let role = self.policy.role_of(p).map_err(forbid)?;
         let rows = if role.kind == RoleKind::Integration {
@@ -239,7 +245,12 @@ impl<S: Store> Service<S> {
             proxy_levels: &proxy_levels,
         };
         let mut access = self.policy.patient_access(p, &facts, now).map_err(forbid)?;
-        for q in access.pending_latest() {
+        let wanted = |t: &str| types.is_none_or(|ts| ts.contains(&t));
+        for q in access
+            .pending_latest()
+            .into_iter()
+            .filter(|q| wanted(&q.rtype))
+        {
             let mut filters = vec![compartment_filter(patient, &q.rtype)];
             filters.extend(filters_of(q.criteria));
             let rows = self
@@ -287,7 +298,9 @@ impl<S: Store> Service<S> {
         let value: Value = serde_json::from_str(body).map_err(|_| CoreError::Internal)?;
         match patient_of(&r.rtype, &r.id, &value) {
             Some(patient) => {
-                let access = self.access_for(caller, &patient).await?;
+                let access = self
+                    .access_for(caller, &patient, Some(&[r.rtype.as_str()]))
+                    .await?;
                 access.check(&r.rtype, perm).map_err(forbid)?;
                 Ok(match access.item(&r.rtype, Some(&patient), &value) {
                     Item::Show(elements) => shaped(body, elements),

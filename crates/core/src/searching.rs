@@ -320,7 +320,7 @@ impl<S: Store> Service<S> {
             .or_else(|| named_patient(rtype, filters));
         match person {
             Some(person) => {
-                let access = self.access_for(caller, &person).await?;
+                let access = self.access_for(caller, &person, Some(&[rtype])).await?;
                 filters.push(compartment_filter(&person, rtype));
                 filters.extend(filters_of(access.criteria(rtype).map_err(forbid)?));
                 for f in filters.iter_mut() {
@@ -708,7 +708,10 @@ impl<S: Store> Service<S> {
                     return Ok(None);
                 };
                 if !people.contains_key(&person) {
-                    let access = match self.access_for(caller, &person).await {
+                    let access = match self
+                        .access_for(caller, &person, Some(&[r.rtype.as_str()]))
+                        .await
+                    {
                         Ok(a) => Some(a),
                         Err(CoreError::Forbidden { .. }) => None,
                         Err(e) => return Err(e),
@@ -829,7 +832,7 @@ impl<S: Store> Service<S> {
                 .map_err(forbid)?;
             None
         } else {
-            let a = self.access_for(caller, patient).await?;
+            let a = self.access_for(caller, patient, None).await?;
             a.check("Patient", Permission::Read).map_err(forbid)?;
             Some(a)
         };

@@ -108,7 +108,7 @@ impl<S: Store> Service<S> {
         };
         match patient_of(rtype, id, &latest) {
             Some(patient) => {
-                let access = self.access_for(caller, &patient).await?;
+                let access = self.access_for(caller, &patient, Some(&[rtype])).await?;
                 access.check(rtype, Permission::Read).map_err(forbid)?;
                 Ok(Some(Some(access)))
             }
@@ -199,7 +199,7 @@ impl<S: Store> Service<S> {
         }
         match &new_patient {
             Some(patient) => {
-                let access = self.access_for(caller, patient).await?;
+                let access = self.access_for(caller, patient, Some(&[])).await?;
                 access
                     .may_write(rtype, perm, Some(&new), old.as_ref())
                     .map_err(forbid)?;
@@ -210,7 +210,7 @@ impl<S: Store> Service<S> {
         if let Some(old_patient) = old_patient
             && Some(&old_patient) != new_patient.as_ref()
         {
-            let access = self.access_for(caller, &old_patient).await?;
+            let access = self.access_for(caller, &old_patient, Some(&[])).await?;
             access
                 .may_write(rtype, Permission::Delete, None, old.as_ref())
                 .map_err(forbid)?;
@@ -228,7 +228,7 @@ impl<S: Store> Service<S> {
         let old: Option<Value> = existing.and_then(|b| serde_json::from_str(b).ok());
         match old.as_ref().and_then(|o| patient_of(rtype, id, o)) {
             Some(patient) => {
-                let access = self.access_for(caller, &patient).await?;
+                let access = self.access_for(caller, &patient, Some(&[])).await?;
                 access
                     .may_write(rtype, Permission::Delete, None, old.as_ref())
                     .map_err(forbid)

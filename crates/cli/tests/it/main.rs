@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod access;
 mod client;
 mod crash;
 mod server;
