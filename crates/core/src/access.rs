@@ -76,7 +76,20 @@ pub(crate) fn patient_of(rtype: &str, id: &str, value: &Value) -> Option<String>
     search::patient_of(rtype, id, value)
 }
 
-/// The filter restricting `rtype` to one patient's compartment.
+/// The filter restricting a search to items that belong to `patient` (their
+/// stored compartment): what access scoping uses, so that an item of
+/// another person that merely mentions this one is never counted.
+pub(crate) fn owned_by(patient: &str, rtype: &str) -> Filter {
+    if rtype == "Patient" {
+        Filter::Id(vec![patient.to_owned()])
+    } else {
+        Filter::Compartment(patient.to_owned())
+    }
+}
+
+/// The filter restricting `rtype` to one patient's compartment as FHIR
+/// defines it (any compartment parameter referring to the patient): for
+/// system clients' compartment searches.
 pub(crate) fn compartment_filter(patient: &str, rtype: &str) -> Filter {
     if rtype == "Patient" {
         return Filter::Id(vec![patient.to_owned()]);
@@ -214,7 +227,7 @@ impl<S: Store> Service<S> {
                     .search(&SearchQuery {
                         rtype: "Consent".to_owned(),
                         filters: vec![
-                            compartment_filter(patient, "Consent"),
+                            owned_by(patient, "Consent"),
                             Filter::Token {
                                 param: "status".to_owned(),
                                 not: false,
@@ -251,7 +264,7 @@ impl<S: Store> Service<S> {
             .into_iter()
             .filter(|q| wanted(&q.rtype))
         {
-            let mut filters = vec![compartment_filter(patient, &q.rtype)];
+            let mut filters = vec![owned_by(patient, &q.rtype)];
             filters.extend(filters_of(q.criteria));
             let rows = self
                 .store

@@ -737,6 +737,8 @@ fn status_line(e: &CoreError) -> String {
 fn reason(code: u16) -> &'static str {
     match code {
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
         410 => "Gone",

@@ -12,7 +12,7 @@ use store::{Cursor, Key, SearchQuery, Store, StoredResource};
 
 use policy::{PatientAccess, Permission, RoleKind};
 
-use crate::access::{Caller, compartment_filter, filters_of, forbid, is_person_type};
+use crate::access::{Caller, compartment_filter, filters_of, forbid, is_person_type, owned_by};
 use crate::bundle_writer::BundleWriter;
 use crate::error::{CoreError, Result};
 use crate::{Service, check_id, check_type, instant};
@@ -44,6 +44,30 @@ fn withheld_outcome() -> String {
         }]
     })
     .to_string()
+}
+
+/// The top-level elements of `rtype` a search parameter's expression reads
+/// (`Encounter.reasonCode | Encounter.x.y` → `reasonCode`, `x`), choice
+/// types by their stem (`value[x]` paths read as `valueQuantity`…).
+fn elements_of(rtype: &str, expression: &str) -> Vec<String> {
+    let prefix = format!("{rtype}.");
+    let mut out: Vec<String> = Vec::new();
+    for (i, _) in expression.match_indices(&prefix) {
+        // Only where the type name starts a path (not inside another name).
+        let before = expression.get(..i).and_then(|b| b.chars().last());
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.') {
+            continue;
+        }
+        let rest = expression.get(i + prefix.len()..).unwrap_or("");
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// Does a filter reach into other resources (`_has`, chains)?
@@ -284,7 +308,16 @@ impl<S: Store> Service<S> {
         rtype: &str,
         patient: Option<&str>,
         filters: &mut Vec<Filter>,
+        broad: bool,
     ) -> Result<Scope> {
+        // "Latest n" conditions are resolved for the searched type, or for
+        // every type when includes or criteria reach into others.
+        let only = [rtype];
+        let types: Option<&[&str]> = if broad || filters.iter().any(reaches) {
+            None
+        } else {
+            Some(&only)
+        };
         let p = caller.principal();
         let role = self.policy.role_of(p).map_err(forbid)?;
         if role.kind == RoleKind::Integration {
@@ -320,8 +353,10 @@ impl<S: Store> Service<S> {
             .or_else(|| named_patient(rtype, filters));
         match person {
             Some(person) => {
-                let access = self.access_for(caller, &person, Some(&[rtype])).await?;
-                filters.push(compartment_filter(&person, rtype));
+                let access = self.access_for(caller, &person, types).await?;
+                access.check(rtype, Permission::Search).map_err(forbid)?;
+                self.check_criteria(&access, rtype, filters)?;
+                filters.push(owned_by(&person, rtype));
                 filters.extend(filters_of(access.criteria(rtype).map_err(forbid)?));
                 for f in filters.iter_mut() {
                     self.guard(&access, f)?;
@@ -354,6 +389,62 @@ impl<S: Store> Service<S> {
         }
     }
 
+    /// Refuses criteria over elements `access`'s view drops for `rtype`
+    /// (searching on them would reveal what the view withholds).
+    fn check_criteria(
+        &self,
+        access: &PatientAccess,
+        rtype: &str,
+        filters: &[Filter],
+    ) -> Result<()> {
+        let Some(allowed) = access.searchable_elements(rtype) else {
+            return Ok(());
+        };
+        for f in filters {
+            let param = match f {
+                Filter::String { param, .. }
+                | Filter::Token { param, .. }
+                | Filter::TokenText { param, .. }
+                | Filter::Reference { param, .. }
+                | Filter::Date { param, .. }
+                | Filter::Number { param, .. }
+                | Filter::Quantity { param, .. }
+                | Filter::Uri { param, .. }
+                | Filter::Composite { param, .. }
+                | Filter::Chain { param, .. }
+                | Filter::Missing { param, .. } => Some(param.as_str()),
+                Filter::AnyOf(groups) => {
+                    for g in groups {
+                        self.check_criteria(access, rtype, g)?;
+                    }
+                    None
+                }
+                _ => None,
+            };
+            let Some(param) = param else { continue };
+            if param.starts_with('_') {
+                // _tag, _security, _profile, _source: meta is always shown.
+                continue;
+            }
+            let elements = search::registry()
+                .param(rtype, param)
+                .and_then(|d| d.expression.as_deref())
+                .map(|e| elements_of(rtype, e))
+                .unwrap_or_default();
+            if elements.is_empty() || elements.iter().any(|e| !allowed.contains(e)) {
+                return Err(CoreError::Forbidden {
+                    reason: "criteria-not-permitted",
+                    message: format!(
+                        "the '{}' view does not let {rtype} be searched by {param}",
+                        access.role
+                    ),
+                    break_glass: false,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Restricts what `_has` and chains look at to what `access` may see of
     /// the same person (or of directories), so criteria cannot reveal it.
     fn guard(&self, access: &PatientAccess, f: &mut Filter) -> Result<()> {
@@ -379,7 +470,8 @@ impl<S: Store> Service<S> {
             _ => return Ok(()),
         };
         if is_person_type(&target) {
-            inner.push(compartment_filter(&access.patient_id, &target));
+            self.check_criteria(access, &target, inner)?;
+            inner.push(owned_by(&access.patient_id, &target));
             inner.extend(filters_of(access.criteria(&target).map_err(forbid)?));
         } else if !policy::roles::DIRECTORY_TYPES.contains(&target.as_str()) {
             return Err(CoreError::Forbidden {
@@ -583,7 +675,26 @@ impl<S: Store> Service<S> {
         let result = &parsed.result;
         let count = result.count.unwrap_or(DEFAULT_COUNT).min(MAX_COUNT);
         let mut filters = parsed.filters.clone();
-        let scope = self.scope(caller, rtype, patient, &mut filters).await?;
+        let broad = !result.include.is_empty() || !result.revinclude.is_empty();
+        let scope = self
+            .scope(caller, rtype, patient, &mut filters, broad)
+            .await?;
+        if let Scope::Person(access) = &scope {
+            // Sorting by an element the view drops would reveal its order.
+            let sort_filters: Vec<Filter> = result
+                .sort
+                .iter()
+                .filter_map(|k| match k {
+                    store::search::SortKey::Param { param, .. } => Some(Filter::Missing {
+                        param: param.clone(),
+                        kind: store::search::IndexKind::Token,
+                        missing: false,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            self.check_criteria(access, rtype, &sort_filters)?;
+        }
         let (after, backward) = match result.cursor.as_deref().map(decode_directed).transpose()? {
             // A cursor belongs to the sort it was made with.
             Some((c, b)) if c.values.len() == result.sort.len() => (Some(c), b),
@@ -708,10 +819,8 @@ impl<S: Store> Service<S> {
                     return Ok(None);
                 };
                 if !people.contains_key(&person) {
-                    let access = match self
-                        .access_for(caller, &person, Some(&[r.rtype.as_str()]))
-                        .await
-                    {
+                    // Cached per person for the whole page: resolve every type.
+                    let access = match self.access_for(caller, &person, None).await {
                         Ok(a) => Some(a),
                         Err(CoreError::Forbidden { .. }) => None,
                         Err(e) => return Err(e),
@@ -922,9 +1031,21 @@ impl<S: Store> Service<S> {
         );
         // Resources the page refers to that are outside the compartment
         // (practitioners, organisations, medications…).
-        let keys: Vec<Key> = rows
+        // Shown rows only: what a withheld item refers to must not ride along.
+        let shown: Vec<(&StoredResource, Option<String>)> = rows
             .iter()
-            .map(|r| (r.rtype.clone(), r.id.clone()))
+            .map(|r| {
+                let body = match &access {
+                    None => r.body.clone(),
+                    Some(a) => self.release(a, r),
+                };
+                (r, body)
+            })
+            .collect();
+        let keys: Vec<Key> = shown
+            .iter()
+            .filter(|(_, b)| b.is_some())
+            .map(|(r, _)| (r.rtype.clone(), r.id.clone()))
             .collect();
         let mut seen: std::collections::HashSet<Key> = keys.iter().cloned().collect();
         let referenced: Vec<Key> = self
@@ -936,13 +1057,9 @@ impl<S: Store> Service<S> {
             .filter(|k| seen.insert(k.clone()))
             .collect();
         let referenced = self.store.read_many(&referenced).await?;
-        for r in &rows {
-            let body = match &access {
-                None => r.body.clone(),
-                Some(a) => self.release(a, r),
-            };
+        for (r, body) in &shown {
             if let Some(body) = body {
-                self.entry(&mut w, r, &body, "match", &Shape::Full);
+                self.entry(&mut w, r, body, "match", &Shape::Full);
             }
         }
         // Only what belongs to no patient (practitioners, organisations,

@@ -144,6 +144,30 @@ impl<S: Store> Service<S> {
             .or(if system { stated } else { None })
             .or_else(|| p.recorder())
             .unwrap_or_else(|| p.subject.clone());
+        // Labels survive updates: an update that leaves out `meta.security`
+        // never unseals an item.
+        if let Some(old) = existing.and_then(|b| serde_json::from_str::<Value>(b).ok()) {
+            let kept: Vec<Value> = policy::json::values(&old, "meta.security")
+                .into_iter()
+                .cloned()
+                .collect();
+            if !kept.is_empty()
+                && let Some(meta) = map
+                    .entry("meta")
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+                && let Some(security) = meta
+                    .entry("security")
+                    .or_insert_with(|| Value::Array(vec![]))
+                    .as_array_mut()
+            {
+                for label in kept {
+                    if !security.contains(&label) {
+                        security.push(label);
+                    }
+                }
+            }
+        }
         policy::labels::auto_label(&mut map);
         let meta = map
             .entry("meta")

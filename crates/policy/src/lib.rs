@@ -410,11 +410,11 @@ impl Policy {
         };
         let sealed_withheld = facts.relationships.iter().any(|r| {
             let sealed = r.kind == relationships::SEALED;
-            let nopat = r.kind == relationships::NOT_FOR_PATIENT;
             match role.kind {
                 RoleKind::Integration => false,
-                RoleKind::Patient => nopat,
-                RoleKind::Proxy => sealed || nopat,
+                // Telling the person (or a proxy) that something is kept
+                // from them can itself harm: no notice for them.
+                RoleKind::Patient | RoleKind::Proxy => false,
                 RoleKind::Clinical => sealed && org.as_deref() != Some(r.org.as_str()),
                 _ => sealed,
             }
@@ -517,6 +517,31 @@ impl PatientAccess {
                 format!("the '{}' view does not include {rtype}", self.role),
             ))
         }
+    }
+
+    /// The top-level elements of `rtype` this view lets a search look at:
+    /// `None` when every element may be searched (full views, or a rule that
+    /// keeps all elements); else the elements every rule for the type keeps,
+    /// so that criteria cannot probe what an item's view drops.
+    pub fn searchable_elements(&self, rtype: &str) -> Option<Vec<String>> {
+        if self.full() {
+            return None;
+        }
+        let mut out: Option<Vec<String>> = None;
+        for (_, rule) in self.rules_for(rtype) {
+            let Some(elements) = &rule.elements else {
+                return None;
+            };
+            let tops: Vec<String> = elements
+                .iter()
+                .map(|e| e.split('.').next().unwrap_or(e).to_owned())
+                .collect();
+            out = Some(match out {
+                None => tops,
+                Some(prev) => prev.into_iter().filter(|e| tops.contains(e)).collect(),
+            });
+        }
+        Some(out.unwrap_or_default())
     }
 
     /// The conditions still to be resolved by queries (`Latest`).

@@ -1543,7 +1543,11 @@ fn sealed_notice_mismatches(marker_kinds: &[&str]) -> Vec<String> {
             } else {
                 SensKind::NotForPatient
             };
-            let want = !labels_let_see(*kind, sens, *org == OWN);
+            // Decided with issue #4's "without revealing what or where":
+            // the person and their proxies are never told that something is
+            // kept from them (that can itself harm, e.g. safeguarding).
+            let want = !labels_let_see(*kind, sens, *org == OWN)
+                && !matches!(kind, Kind::Patient | Kind::Proxy);
             if a.sealed_withheld != want {
                 wrong.push(format!(
                     "{name} with a {marker} item recorded by {org}: sealed_withheld = {}, expected {want}",

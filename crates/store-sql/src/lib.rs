@@ -336,6 +336,10 @@ pub fn filters(b: &mut Builder, alias: &str, rtype: &str, fs: &[Filter]) -> Stri
 
 fn filter(b: &mut Builder, alias: &str, rtype: &str, f: &Filter) -> String {
     match f {
+        Filter::Compartment(patient) => {
+            let v = b.text(patient);
+            format!("{alias}.patient_id = {v}")
+        }
         Filter::Id(ids) => {
             let ps: Vec<String> = ids.iter().map(|id| b.text(id)).collect();
             if ps.is_empty() {

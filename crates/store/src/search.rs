@@ -255,6 +255,10 @@ pub enum Filter {
         param: String,
         filters: Vec<Filter>,
     },
+    /// Resources whose stored Patient compartment (`patient_id`) is this
+    /// patient: "belongs to", not "mentions" (a reference through
+    /// `performer` does not make another person's item theirs).
+    Compartment(String),
     /// Logical OR of filter groups (each group an AND). Used for a system
     /// search across several types, and by the policy's criteria.
     AnyOf(Vec<Vec<Filter>>),
