@@ -228,5 +228,94 @@ pub async fn reads<S: Store + Clone>(
             100.0 * rate / baseline
         );
     }
+    http_reads(service, &keys).await
+}
+
+/// The same reads over HTTP on loopback (one connection per request, two
+/// client threads), as a system client and as each role: the ratio a
+/// client sees.
+async fn http_reads<S: Store>(
+    service: Service<S>,
+    keys: &[(String, String)],
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = api::router(
+        service,
+        crate::bench_api_config(&format!("http://{addr}/fhir")),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let callers = [
+        (
+            "system client",
+            crate::bench_token_as(addr, "sys", "integration", None, None, "system/*.cruds"),
+        ),
+        (
+            "gp (registration)",
+            crate::bench_token_as(
+                addr,
+                "gp",
+                "gp",
+                Some("B00001"),
+                Some("GMC:1234567"),
+                "user/*.cruds",
+            ),
+        ),
+        (
+            "care-worker (episode, restricted view)",
+            crate::bench_token_as(
+                addr,
+                "cw",
+                "care-worker",
+                Some("B00002"),
+                None,
+                "user/*.cruds",
+            ),
+        ),
+    ];
+    let paths: Arc<Vec<String>> = Arc::new(
+        keys.iter()
+            .map(|(t, id)| format!("/fhir/{t}/{id}"))
+            .collect(),
+    );
+    let mut baseline = 0.0;
+    for (label, token) in callers {
+        let started = Instant::now();
+        let mut threads = Vec::new();
+        for half in 0..2usize {
+            let (paths, token) = (paths.clone(), token.clone());
+            threads.push(tokio::task::spawn_blocking(move || {
+                let mut ok = 0usize;
+                for p in paths.iter().skip(half).step_by(2) {
+                    if crate::get_as(addr, p, &token) == Ok(200) {
+                        ok += 1;
+                    }
+                }
+                ok
+            }));
+        }
+        let mut ok = 0;
+        for t in threads {
+            ok += t.await.map_err(|e| e.to_string())?;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let rate = paths.len() as f64 / secs;
+        if baseline == 0.0 {
+            baseline = rate;
+        }
+        println!(
+            "{}",
+            json!({"bench": "authorised-read-http", "caller": label, "reads": paths.len(), "ok": ok, "seconds": secs, "reads_per_second": rate, "ratio_to_system_client": rate / baseline})
+        );
+        println!(
+            "| read over HTTP | {label} | {} reads ({ok} ok) | {rate:.0} reads/s | {:.0}% of system client |",
+            paths.len(),
+            100.0 * rate / baseline
+        );
+    }
     Ok(())
 }

@@ -627,11 +627,15 @@ async fn run_search_bench<S: Store>(
 
 /// One GET over a fresh loopback connection; returns the status.
 fn get(addr: SocketAddr, path: &str) -> Result<u16, String> {
+    get_as(addr, path, &bench_token(addr))
+}
+
+/// One GET with the given bearer token; returns the status.
+fn get_as(addr: SocketAddr, path: &str, token: &str) -> Result<u16, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n",
-        bench_token(addr)
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -669,6 +673,38 @@ fn bench_api_config(base: &str) -> api::ApiConfig {
         auth: Arc::new(auth),
         ..api::ApiConfig::default()
     }
+}
+
+/// A token for the bench server at `addr` with the given identity.
+fn bench_token_as(
+    addr: SocketAddr,
+    sub: &str,
+    role: &str,
+    org: Option<&str>,
+    registration: Option<&str>,
+    scope: &str,
+) -> String {
+    let base = format!("http://{addr}/fhir");
+    let now = BenchClock.now() / 1_000_000;
+    bench_key()
+        .mint(&auth::TokenClaims {
+            iss: base.clone(),
+            aud: base,
+            sub: sub.to_owned(),
+            exp: now + 86_400,
+            nbf: now - 60,
+            iat: now - 60,
+            jti: sub.to_owned(),
+            name: sub.to_owned(),
+            role: role.to_owned(),
+            scope: scope.to_owned(),
+            org: org.map(str::to_owned),
+            registration: registration.map(str::to_owned),
+            patient: None,
+            related_person: None,
+            client_id: None,
+        })
+        .unwrap_or_default()
 }
 
 /// A system-client token for the bench server at `addr` (minted once).
