@@ -716,27 +716,7 @@ fn bench_token(addr: SocketAddr) -> String {
     if let Some((_, t)) = tokens.iter().find(|(a, _)| *a == addr) {
         return t.clone();
     }
-    let base = format!("http://{addr}/fhir");
-    let now = BenchClock.now() / 1_000_000;
-    let token = bench_key()
-        .mint(&auth::TokenClaims {
-            iss: base.clone(),
-            aud: base,
-            sub: "bench".to_owned(),
-            exp: now + 86_400,
-            nbf: now - 60,
-            iat: now - 60,
-            jti: "bench".to_owned(),
-            name: "bench".to_owned(),
-            role: "integration".to_owned(),
-            scope: "system/*.cruds".to_owned(),
-            org: None,
-            registration: None,
-            patient: None,
-            related_person: None,
-            client_id: None,
-        })
-        .unwrap_or_default();
+    let token = bench_token_as(addr, "bench", "integration", None, None, "system/*.cruds");
     tokens.push((addr, token.clone()));
     token
 }

@@ -211,14 +211,7 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
         .map_err(|e| format!("cannot listen on {}: {e}", c.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let base_url = c.base_url_for(addr);
-    let service = Service::new(
-        store,
-        Arc::new(SystemClock),
-        Arc::new(UuidIds),
-        ServiceConfig {
-            base_url: base_url.clone(),
-        },
-    );
+    let service = service_for(store, &base_url);
     let reindexed = service
         .reindex_if_needed()
         .await
@@ -453,7 +446,7 @@ async fn find_patient_by_nhs_number(c: &Config, nhs: &str) -> Result<String, Str
             let store =
                 store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(path.clone()))
                     .map_err(|e| format!("embedded store: {e}"))?;
-            service_for(store)
+            service_for(store, "")
                 .search(&caller, "Patient", &pairs, false)
                 .await
         }
@@ -463,7 +456,7 @@ async fn find_patient_by_nhs_number(c: &Config, nhs: &str) -> Result<String, Str
             )
             .await
             .map_err(|e| format!("postgres: {e}"))?;
-            service_for(store)
+            service_for(store, "")
                 .search(&caller, "Patient", &pairs, false)
                 .await
         }
@@ -484,13 +477,14 @@ async fn find_patient_by_nhs_number(c: &Config, nhs: &str) -> Result<String, Str
     }
 }
 
-fn service_for<S: Store>(store: S) -> Service<S> {
+/// The service over `store` with the real clock and ids.
+fn service_for<S: Store>(store: S, base_url: &str) -> Service<S> {
     Service::new(
         store,
         Arc::new(SystemClock),
         Arc::new(UuidIds),
         ServiceConfig {
-            base_url: String::new(),
+            base_url: base_url.to_owned(),
         },
     )
 }

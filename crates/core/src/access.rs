@@ -11,7 +11,7 @@
 //!   on its way out.
 
 use policy::{Criterion, Denial, Facts, Item, PatientAccess, Permission, Principal, RoleKind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use store::search::{Filter, IndexKind, Prefix, RangeValue, ReferenceValue, SortKey, TokenValue};
 use store::{SearchQuery, Store, StoredResource};
 
@@ -161,31 +161,24 @@ fn filter_of(c: Criterion) -> Option<Filter> {
     })
 }
 
-/// Applies an item decision's element whitelist to a stored body.
-pub(crate) fn shaped(body: &str, elements: Option<&[String]>) -> Option<String> {
-    let Some(elements) = elements else {
-        return Some(body.to_owned());
-    };
-    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(body) else {
-        return None;
-    };
-    policy::keep_elements(&mut map, elements);
-    subsetted(&mut map);
-    Some(Value::Object(map).to_string())
-}
-
-fn subsetted(map: &mut Map<String, Value>) {
-    let tag = serde_json::json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"});
-    if let Some(meta) = map
-        .entry("meta")
-        .or_insert_with(|| Value::Object(Map::new()))
-        .as_object_mut()
-        && let Some(tags) = meta
-            .entry("tag")
-            .or_insert_with(|| Value::Array(vec![]))
-            .as_array_mut()
-    {
-        tags.push(tag);
+/// The body of an item `access` decides on, as it may leave: unchanged, cut
+/// to the view's elements (tagged `SUBSETTED`), or `None` when withheld.
+fn show(
+    access: &PatientAccess,
+    rtype: &str,
+    patient: Option<&str>,
+    body: &str,
+    value: &Value,
+) -> Option<String> {
+    match access.item(rtype, patient, value) {
+        Item::Show(None) => Some(body.to_owned()),
+        Item::Show(Some(elements)) => {
+            let mut map = value.as_object()?.clone();
+            policy::keep_elements(&mut map, elements);
+            crate::searching::subsetted(&mut map);
+            Some(Value::Object(map).to_string())
+        }
+        Item::Withhold(_) => None,
     }
 }
 
@@ -291,10 +284,7 @@ impl<S: Store> Service<S> {
         let body = r.body.as_deref()?;
         let value: Value = serde_json::from_str(body).ok()?;
         let patient = patient_of(&r.rtype, &r.id, &value);
-        match access.item(&r.rtype, patient.as_deref(), &value) {
-            Item::Show(elements) => shaped(body, elements),
-            Item::Withhold(_) => None,
-        }
+        show(access, &r.rtype, patient.as_deref(), body, &value)
     }
 
     /// Decides on one stored resource for `caller` (reads of a single item,
@@ -308,6 +298,14 @@ impl<S: Store> Service<S> {
         let Some(body) = r.body.as_deref() else {
             return Ok(None);
         };
+        // A system client's view is everything its scopes allow: no facts to
+        // read and nothing to parse.
+        if self.is_system(caller) {
+            self.policy
+                .unlinked(caller.principal(), &r.rtype, perm)
+                .map_err(forbid)?;
+            return Ok(Some(body.to_owned()));
+        }
         let value: Value = serde_json::from_str(body).map_err(|_| CoreError::Internal)?;
         match patient_of(&r.rtype, &r.id, &value) {
             Some(patient) => {
@@ -315,10 +313,7 @@ impl<S: Store> Service<S> {
                     .access_for(caller, &patient, Some(&[r.rtype.as_str()]))
                     .await?;
                 access.check(&r.rtype, perm).map_err(forbid)?;
-                Ok(match access.item(&r.rtype, Some(&patient), &value) {
-                    Item::Show(elements) => shaped(body, elements),
-                    Item::Withhold(_) => None,
-                })
+                Ok(show(&access, &r.rtype, Some(&patient), body, &value))
             }
             None => {
                 self.policy

@@ -238,27 +238,16 @@ impl<S: Store> Service<S> {
             let mut tx = self.store.begin().await?;
             for r in &batch {
                 let Some(body) = &r.body else { continue };
-                let map = resource::parse_json(body.as_bytes())?;
-                let (patient_id, rows) =
-                    resource::index(&r.rtype, &r.id, &serde_json::Value::Object(map));
-                tx.reindex(&r.rtype, &r.id, patient_id.as_deref(), &rows)
-                    .await?;
+                let value = serde_json::Value::Object(resource::parse_json(body.as_bytes())?);
+                let (patient_id, rows) = resource::index(&r.rtype, &r.id, &value);
+                let patient_id = patient_id.as_deref();
+                tx.reindex(&r.rtype, &r.id, patient_id, &rows).await?;
                 // The relationship facts and sealed-item markers, too.
-                let stamped = resource::Stamped {
-                    body: body.clone(),
-                    patient_id,
-                    index: vec![],
-                };
                 let relationships = self
-                    .relationship_rows(&mut tx, &r.rtype, &r.id, &stamped)
+                    .relationship_rows(&mut tx, &r.rtype, &r.id, patient_id, &value)
                     .await?;
-                tx.put_relationships(
-                    &r.rtype,
-                    &r.id,
-                    stamped.patient_id.as_deref(),
-                    &relationships,
-                )
-                .await?;
+                tx.put_relationships(&r.rtype, &r.id, patient_id, &relationships)
+                    .await?;
                 done += 1;
             }
             tx.commit().await?;
@@ -595,15 +584,14 @@ impl<S: Store> Service<S> {
         // instance's history is decided on its latest version with a body.
         let access = match (rtype, id) {
             (Some(t), Some(i)) => {
-                let not_found = || CoreError::NotFound {
-                    rtype: t.to_owned(),
-                    id: i.to_owned(),
-                };
                 // An instance that never existed is a 404, not an empty history.
-                if self.store.read(t, i).await?.is_none() {
-                    return Err(not_found());
-                }
-                self.instance_access(caller, t, i).await?
+                let Some(current) = self.store.read(t, i).await? else {
+                    return Err(CoreError::NotFound {
+                        rtype: t.to_owned(),
+                        id: i.to_owned(),
+                    });
+                };
+                self.instance_access(caller, &current).await?
             }
             _ => {
                 self.require_system(caller, "type and system history")?;
@@ -635,13 +623,13 @@ impl<S: Store> Service<S> {
         let this = query.before_seq.map(|s| s.to_string());
         page_links(&mut w, &path, &kept, this.as_deref(), next, None);
         for r in &rows {
+            // Deletes have no body to decide on; they show as deletes.
             let body = match (&access, &r.body) {
-                (Some(Some(a)), Some(_)) => match self.release(a, r) {
+                (Some(a), Some(_)) => match self.release(a, r) {
                     Some(b) => Some(b),
                     None => continue,
                 },
-                (Some(None), _) | (_, None) => r.body.clone(),
-                (None, Some(_)) => r.body.clone(),
+                _ => r.body.clone(),
             };
             let full_url = format!("{}/{}/{}", self.config.base_url, r.rtype, r.id);
             let etag = format!("W/\"{}\"", r.version);
@@ -779,14 +767,22 @@ impl<S: Store> Service<S> {
             _ => WriteKind::Created,
         };
         let version = current.as_ref().map_or(1, |c| c.version + 1);
-        let existing = current.filter(|c| !c.deleted).and_then(|c| c.body);
-        let map = self.mark(caller, rtype, map, existing.as_deref())?;
+        let existing: Option<Value> = current
+            .filter(|c| !c.deleted)
+            .and_then(|c| c.body)
+            .and_then(|b| serde_json::from_str(&b).ok());
+        let map = self.mark(caller, map, existing.as_ref())?;
         let stamped = resource::stamp(map, rtype, id, version, now)?;
-        self.check_write(caller, rtype, id, &stamped, existing.as_deref())
+        // The stored form, parsed once for the decision and the facts.
+        let value: Value = serde_json::from_str(&stamped.body).map_err(|_| CoreError::Internal)?;
+        let patient = stamped.patient_id.as_deref();
+        self.check_write(caller, rtype, id, patient, &value, existing.as_ref())
             .await?;
-        let relationships = self.relationship_rows(tx, rtype, id, &stamped).await?;
+        let relationships = self
+            .relationship_rows(tx, rtype, id, patient, &value)
+            .await?;
         if !fresh || !relationships.is_empty() {
-            tx.put_relationships(rtype, id, stamped.patient_id.as_deref(), &relationships)
+            tx.put_relationships(rtype, id, patient, &relationships)
                 .await?;
         }
         tx.put(&NewVersion {
@@ -822,8 +818,9 @@ impl<S: Store> Service<S> {
     ) -> Result<DeleteOutcome> {
         match tx.current(rtype, id).await? {
             Some(c) if !c.deleted => {
-                self.check_delete(caller, rtype, id, c.body.as_deref())
-                    .await?;
+                let old: Option<Value> =
+                    c.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
+                self.check_delete(caller, rtype, id, old.as_ref()).await?;
                 tx.put_relationships(rtype, id, None, &[]).await?;
                 let version = c.version + 1;
                 tx.put(&NewVersion {

@@ -79,6 +79,20 @@ fn reaches(f: &Filter) -> bool {
     }
 }
 
+/// Outside one person's record, `_has` and chains could reach into records
+/// the policy has not decided on: refused.
+fn refuse_reaching(filters: &[Filter]) -> Result<()> {
+    if filters.iter().any(reaches) {
+        return Err(CoreError::Forbidden {
+            reason: "criteria-not-permitted",
+            message: "_has and chained parameters are only available within one person's record"
+                .to_owned(),
+            break_glass: false,
+        });
+    }
+    Ok(())
+}
+
 /// The one patient a search's criteria name through a compartment parameter
 /// (`patient=`, `subject=Patient/…`), or `_id` for Patient.
 fn named_patient(rtype: &str, filters: &[Filter]) -> Option<String> {
@@ -226,7 +240,8 @@ impl Shape {
     }
 }
 
-fn subsetted(map: &mut Map<String, Value>) {
+/// Tags a shaped resource `SUBSETTED` (R4 search.html, `_summary`/views).
+pub(crate) fn subsetted(map: &mut Map<String, Value>) {
     let tag = serde_json::json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"});
     let meta = map
         .entry("meta")
@@ -333,15 +348,7 @@ impl<S: Store> Service<S> {
             self.policy
                 .unlinked(p, rtype, Permission::Search)
                 .map_err(forbid)?;
-            if filters.iter().any(reaches) {
-                return Err(CoreError::Forbidden {
-                    reason: "criteria-not-permitted",
-                    message:
-                        "_has and chained parameters are only available within one person's record"
-                            .to_owned(),
-                    break_glass: false,
-                });
-            }
+            refuse_reaching(filters)?;
             return Ok(Scope::Directory);
         }
         let bound = match role.kind {
@@ -364,13 +371,7 @@ impl<S: Store> Service<S> {
                 Ok(Scope::Person(Box::new(access)))
             }
             None if rtype == "Patient" => {
-                if filters.iter().any(reaches) {
-                    return Err(CoreError::Forbidden {
-                        reason: "criteria-not-permitted",
-                        message: "_has and chained parameters are only available within one person's record".to_owned(),
-                        break_glass: false,
-                    });
-                }
+                refuse_reaching(filters)?;
                 let c = self
                     .policy
                     .population(p, self.clock.now())

@@ -8,19 +8,10 @@ use store::{Micros, RelationshipRow, Store, Tx};
 
 use crate::access::{Caller, forbid, patient_of};
 use crate::error::{CoreError, Result};
-use crate::resource::Stamped;
 use crate::{Resource, Service, instant};
 
 /// The system of users' subjects in Provenance agents.
 const USER_SYSTEM: &str = "https://fhir.sharedcare.org.uk/Id/user";
-
-fn set_tag(meta: &mut Map<String, Value>, system: &str, code: &str) {
-    let tags = meta.entry("tag").or_insert_with(|| Value::Array(vec![]));
-    if let Some(tags) = tags.as_array_mut() {
-        tags.retain(|t| t.get("system").and_then(Value::as_str) != Some(system));
-        tags.push(json!({"system": system, "code": code}));
-    }
-}
 
 impl<S: Store> Service<S> {
     pub(crate) fn is_system(&self, caller: &Caller) -> bool {
@@ -46,59 +37,43 @@ impl<S: Store> Service<S> {
 
     /// `$validate` needs the right to create or update the type.
     pub(crate) fn may_submit(&self, caller: &Caller, rtype: &str) -> Result<()> {
-        let p = caller.principal();
-        let role = self.policy.role_of(p).map_err(forbid)?;
-        let context = match role.kind {
-            RoleKind::Patient | RoleKind::Proxy => policy::Context::Patient,
-            RoleKind::Integration => policy::Context::System,
-            _ => policy::Context::User,
-        };
-        let writes = [Permission::Create, Permission::Update]
-            .iter()
-            .any(|perm| policy::scopes::grants(&p.scopes, context, rtype, *perm));
-        let role_writes = !matches!(
-            role.kind,
-            RoleKind::DataController | RoleKind::Commissioner | RoleKind::Admin
-        );
-        if writes && role_writes {
-            Ok(())
-        } else {
-            Err(CoreError::Forbidden {
-                reason: "scope",
-                message: format!("this token may not submit {rtype}"),
-                break_glass: false,
-            })
-        }
+        self.policy
+            .may_submit(caller.principal(), rtype)
+            .map_err(forbid)
     }
 
-    /// The access under which an instance's history is shown: `None` for an
-    /// item that belongs to no person (decided as a directory read).
+    /// The access under which an instance's history is shown, decided on
+    /// its latest version with a body (`current`, or before its delete):
+    /// `None` when every version may be shown as stored (a system client, or
+    /// an item that belongs to no person, decided as a directory read).
     pub(crate) async fn instance_access(
         &self,
         caller: &Caller,
-        rtype: &str,
-        id: &str,
-    ) -> Result<Option<Option<PatientAccess>>> {
+        current: &store::StoredResource,
+    ) -> Result<Option<PatientAccess>> {
+        let (rtype, id) = (current.rtype.as_str(), current.id.as_str());
         if self.is_system(caller) {
             self.policy
                 .unlinked(caller.principal(), rtype, Permission::Read)
                 .map_err(forbid)?;
-            return Ok(Some(None));
+            return Ok(None);
         }
-        let versions = self
-            .store
-            .history(&store::HistoryQuery {
-                rtype: Some(rtype.to_owned()),
-                id: Some(id.to_owned()),
-                limit: 50,
-                ..Default::default()
-            })
-            .await?;
-        let latest = versions.iter().find_map(|v| {
-            v.body
-                .as_deref()
-                .and_then(|b| serde_json::from_str::<Value>(b).ok())
-        });
+        let earlier = if current.body.is_some() {
+            vec![]
+        } else {
+            self.store
+                .history(&store::HistoryQuery {
+                    rtype: Some(rtype.to_owned()),
+                    id: Some(id.to_owned()),
+                    limit: 50,
+                    ..Default::default()
+                })
+                .await?
+        };
+        let latest = std::iter::once(current)
+            .chain(earlier.iter())
+            .find_map(|v| v.body.as_deref())
+            .and_then(|b| serde_json::from_str::<Value>(b).ok());
         let not_found = || CoreError::NotFound {
             rtype: rtype.to_owned(),
             id: id.to_owned(),
@@ -110,13 +85,13 @@ impl<S: Store> Service<S> {
             Some(patient) => {
                 let access = self.access_for(caller, &patient, Some(&[rtype])).await?;
                 access.check(rtype, Permission::Read).map_err(forbid)?;
-                Ok(Some(Some(access)))
+                Ok(Some(access))
             }
             None => {
                 self.policy
                     .unlinked(caller.principal(), rtype, Permission::Read)
                     .map_err(forbid)?;
-                Ok(Some(None))
+                Ok(None)
             }
         }
     }
@@ -128,116 +103,80 @@ impl<S: Store> Service<S> {
     pub(crate) fn mark(
         &self,
         caller: &Caller,
-        _rtype: &str,
         mut map: Map<String, Value>,
-        existing: Option<&str>,
+        existing: Option<&Value>,
     ) -> Result<Map<String, Value>> {
         let p = caller.principal();
-        let system = self.is_system(caller);
-        let stated = policy::labels::recorded_by(&Value::Object(map.clone())).map(str::to_owned);
-        let previous = existing
-            .and_then(|b| serde_json::from_str::<Value>(b).ok())
-            .and_then(|v| policy::labels::recorded_by(&v).map(str::to_owned));
+        let role = self.policy.role_of(p).map_err(forbid)?;
+        let stated = map.get("meta").and_then(labels::recorded_by_in_meta);
         // An update keeps the original recorder; a system client may state
         // one; otherwise it is the caller.
-        let recorder = previous
-            .or(if system { stated } else { None })
+        let recorder = existing
+            .and_then(labels::recorded_by)
+            .or(stated.filter(|_| role.kind == RoleKind::Integration))
+            .map(str::to_owned)
             .or_else(|| p.recorder())
             .unwrap_or_else(|| p.subject.clone());
+        let bad_meta = || CoreError::BadRequest("meta must be an object".to_owned());
         // Labels survive updates: an update that leaves out `meta.security`
         // never unseals an item.
-        if let Some(old) = existing.and_then(|b| serde_json::from_str::<Value>(b).ok()) {
-            let kept: Vec<Value> = policy::json::values(&old, "meta.security")
-                .into_iter()
-                .cloned()
-                .collect();
-            if !kept.is_empty()
-                && let Some(meta) = map
-                    .entry("meta")
-                    .or_insert_with(|| Value::Object(Map::new()))
-                    .as_object_mut()
-                && let Some(security) = meta
-                    .entry("security")
-                    .or_insert_with(|| Value::Array(vec![]))
-                    .as_array_mut()
-            {
-                for label in kept {
-                    if !security.contains(&label) {
-                        security.push(label);
-                    }
+        let kept = existing.map(|old| policy::json::values(old, "meta.security"));
+        if let Some(kept) = kept.filter(|k| !k.is_empty()) {
+            let security = labels::meta_list(&mut map, "security").ok_or_else(bad_meta)?;
+            for label in kept {
+                if !security.contains(label) {
+                    security.push(label.clone());
                 }
             }
         }
         policy::labels::auto_label(&mut map);
-        let meta = map
-            .entry("meta")
-            .or_insert_with(|| Value::Object(Map::new()));
-        let Some(meta) = meta.as_object_mut() else {
-            return Err(CoreError::BadRequest("meta must be an object".to_owned()));
-        };
-        set_tag(meta, labels::RECORDED_BY, &recorder);
-        let role = self.policy.role_of(p).map_err(forbid)?;
+        let tags = labels::meta_list(&mut map, "tag").ok_or_else(bad_meta)?;
+        tags.retain(|t| t.get("system").and_then(Value::as_str) != Some(labels::RECORDED_BY));
+        labels::add_coding(tags, labels::RECORDED_BY, &recorder);
         if matches!(role.kind, RoleKind::Patient | RoleKind::Proxy) {
-            let tags = meta.entry("tag").or_insert_with(|| Value::Array(vec![]));
-            if let Some(tags) = tags.as_array_mut() {
-                let present = tags.iter().any(|t| {
-                    t.get("system").and_then(Value::as_str) == Some(labels::RECORD_CATEGORY)
-                        && t.get("code").and_then(Value::as_str) == Some("patient-reported")
-                });
-                if !present {
-                    tags.push(
-                        json!({"system": labels::RECORD_CATEGORY, "code": "patient-reported"}),
-                    );
-                }
-            }
+            labels::add_coding(tags, labels::RECORD_CATEGORY, "patient-reported");
         }
         Ok(map)
     }
 
-    /// The policy's decision on writing `stamped` (replacing `existing`).
+    /// The policy's decision on writing `new` (of `patient`, its stored
+    /// compartment), replacing `old`.
     pub(crate) async fn check_write(
         &self,
         caller: &Caller,
         rtype: &str,
         id: &str,
-        stamped: &Stamped,
-        existing: Option<&str>,
+        patient: Option<&str>,
+        new: &Value,
+        old: Option<&Value>,
     ) -> Result<()> {
         let p = caller.principal();
-        let new: Value = serde_json::from_str(&stamped.body).map_err(|_| CoreError::Internal)?;
-        let old: Option<Value> = existing.and_then(|b| serde_json::from_str(b).ok());
         let perm = if old.is_some() {
             Permission::Update
         } else {
             Permission::Create
         };
-        let new_patient = if crate::access::is_person_type(rtype) {
-            stamped.patient_id.clone()
-        } else {
-            None
-        };
-        let old_patient = old.as_ref().and_then(|o| patient_of(rtype, id, o));
+        let new_patient = patient.filter(|_| crate::access::is_person_type(rtype));
         // Registering a new person: there is no relationship yet.
         if rtype == "Patient" && old.is_none() {
             return self.policy.may_register(p).map_err(forbid);
         }
-        match &new_patient {
+        match new_patient {
             Some(patient) => {
                 let access = self.access_for(caller, patient, Some(&[])).await?;
                 access
-                    .may_write(rtype, perm, Some(&new), old.as_ref())
+                    .may_write(rtype, perm, Some(new), old)
                     .map_err(forbid)?;
             }
             None => self.policy.unlinked(p, rtype, perm).map_err(forbid)?,
         }
-        // Moving an item between people needs the right over both.
-        if let Some(old_patient) = old_patient
-            && Some(&old_patient) != new_patient.as_ref()
+        // Moving an item between people needs the right to take it from the
+        // first.
+        if let Some(old) = old
+            && let Some(old_patient) = patient_of(rtype, id, old)
+            && Some(old_patient.as_str()) != new_patient
         {
-            let access = self.access_for(caller, &old_patient, Some(&[])).await?;
-            access
-                .may_write(rtype, Permission::Delete, None, old.as_ref())
-                .map_err(forbid)?;
+            self.check_delete(caller, rtype, id, Some(old)).await?;
         }
         Ok(())
     }
@@ -247,14 +186,13 @@ impl<S: Store> Service<S> {
         caller: &Caller,
         rtype: &str,
         id: &str,
-        existing: Option<&str>,
+        old: Option<&Value>,
     ) -> Result<()> {
-        let old: Option<Value> = existing.and_then(|b| serde_json::from_str(b).ok());
-        match old.as_ref().and_then(|o| patient_of(rtype, id, o)) {
+        match old.and_then(|o| patient_of(rtype, id, o)) {
             Some(patient) => {
                 let access = self.access_for(caller, &patient, Some(&[])).await?;
                 access
-                    .may_write(rtype, Permission::Delete, None, old.as_ref())
+                    .may_write(rtype, Permission::Delete, None, old)
                     .map_err(forbid)
             }
             None => self
@@ -271,12 +209,12 @@ impl<S: Store> Service<S> {
         tx: &mut S::Tx,
         rtype: &str,
         id: &str,
-        stamped: &Stamped,
+        patient: Option<&str>,
+        value: &Value,
     ) -> Result<Vec<RelationshipRow>> {
-        if stamped.patient_id.is_none() {
+        if patient.is_none() {
             return Ok(vec![]);
         }
-        let value: Value = serde_json::from_str(&stamped.body).map_err(|_| CoreError::Internal)?;
         let mut rows = Vec::new();
         let row = |org: String, kind: &str, active, start, end| RelationshipRow {
             org,
@@ -290,7 +228,7 @@ impl<S: Store> Service<S> {
             detail: None,
         };
         if rel::SOURCE_TYPES.contains(&rtype) {
-            for d in rel::drafts(rtype, &value) {
+            for d in rel::drafts(rtype, value) {
                 let org = match d.org {
                     rel::OrgRef::Code(code) => Some(code),
                     rel::OrgRef::Id(org_id) => tx
@@ -307,8 +245,8 @@ impl<S: Store> Service<S> {
                 }
             }
         }
-        let (sensitive, not_for_patient) = labels::labels_of(&value);
-        let recorder = labels::recorded_by(&value).unwrap_or("").to_owned();
+        let (sensitive, not_for_patient) = labels::labels_of(value);
+        let recorder = labels::recorded_by(value).unwrap_or("").to_owned();
         if sensitive {
             rows.push(row(recorder.clone(), rel::SEALED, false, None, None));
         }

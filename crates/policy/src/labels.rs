@@ -72,11 +72,42 @@ pub fn not_for_patient_tokens() -> Vec<(String, String)> {
 
 /// The organisation that recorded an item (the server's `recorded-by` tag).
 pub fn recorded_by(resource: &Value) -> Option<&str> {
-    crate::json::values(resource, "meta.tag")
+    resource.get("meta").and_then(recorded_by_in_meta)
+}
+
+/// [`recorded_by`], given the item's `meta`.
+pub fn recorded_by_in_meta(meta: &Value) -> Option<&str> {
+    crate::json::values(meta, "tag")
         .into_iter()
         .find(|c| c.get("system").and_then(Value::as_str) == Some(RECORDED_BY))
         .and_then(|c| c.get("code"))
         .and_then(Value::as_str)
+}
+
+/// The `meta.<field>` list of a resource (`tag`, `security`), created when
+/// missing; `None` when `meta` or the field is not of the right shape.
+pub fn meta_list<'a>(
+    resource: &'a mut Map<String, Value>,
+    field: &str,
+) -> Option<&'a mut Vec<Value>> {
+    resource
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()?
+        .entry(field)
+        .or_insert_with(|| Value::Array(vec![]))
+        .as_array_mut()
+}
+
+/// Adds the coding (system, code) to a list unless one is there already.
+pub fn add_coding(list: &mut Vec<Value>, system: &str, code: &str) {
+    let present = list.iter().any(|c| {
+        c.get("system").and_then(Value::as_str) == Some(system)
+            && c.get("code").and_then(Value::as_str) == Some(code)
+    });
+    if !present {
+        list.push(serde_json::json!({"system": system, "code": code}));
+    }
 }
 
 /// Whether the item carries a record-category tag.
@@ -175,33 +206,15 @@ pub fn auto_label(resource: &mut Map<String, Value>) -> Vec<&'static str> {
     if found.is_empty() {
         return found;
     }
-    let meta = resource
-        .entry("meta")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Some(meta) = meta.as_object_mut() else {
+    let Some(security) = meta_list(resource, "security") else {
         return vec![];
     };
-    let security = meta
-        .entry("security")
-        .or_insert_with(|| Value::Array(vec![]));
-    let Some(security) = security.as_array_mut() else {
-        return vec![];
-    };
-    let mut add = |system: &str, code: &str| {
-        let present = security.iter().any(|c| {
-            c.get("system").and_then(Value::as_str) == Some(system)
-                && c.get("code").and_then(Value::as_str) == Some(code)
-        });
-        if !present {
-            security.push(serde_json::json!({"system": system, "code": code}));
-        }
-    };
-    add(CONFIDENTIALITY, "R");
+    add_coding(security, CONFIDENTIALITY, "R");
     for cat in &found {
         if *cat == "safeguarding" {
-            add(LOCAL_LABELS, "safeguarding");
+            add_coding(security, LOCAL_LABELS, "safeguarding");
         } else {
-            add(ACT_CODE, cat);
+            add_coding(security, ACT_CODE, cat);
         }
     }
     found

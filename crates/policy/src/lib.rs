@@ -280,6 +280,25 @@ impl Policy {
         }
     }
 
+    /// May the principal submit `rtype` at all (`$validate`)? Its role must
+    /// write to records and a scope must grant create or update.
+    pub fn may_submit(&self, p: &Principal, rtype: &str) -> Result<(), Denial> {
+        let role = self.role_of(p)?;
+        let context = context_of(role.kind);
+        let scoped = [Permission::Create, Permission::Update]
+            .iter()
+            .any(|perm| scopes::grants(&p.scopes, context, rtype, *perm));
+        let writes = !matches!(
+            role.kind,
+            RoleKind::DataController | RoleKind::Commissioner | RoleKind::Admin
+        );
+        if scoped && writes {
+            Ok(())
+        } else {
+            Err(deny("scope", format!("this token may not submit {rtype}")))
+        }
+    }
+
     /// Whether the principal's role may use break-glass at all.
     pub fn may_break_glass(&self, p: &Principal) -> Result<&RoleDef, Denial> {
         let role = self.role_of(p)?;

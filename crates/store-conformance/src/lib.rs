@@ -99,6 +99,7 @@ where
     relationships_lookup_order(make().await).await;
     relationships_rollback(make().await).await;
     related_filter(make().await).await;
+    compartment_filter(make().await).await;
     ready(make().await).await;
 }
 
@@ -1764,6 +1765,46 @@ async fn relationships_rollback<S: Store>(s: S) {
 
 /// `Filter::Related`: population search over the relationship rows, with
 /// the time rules worked out by hand (now = 1000, recent since 500).
+/// `Filter::Compartment` matches what belongs to the patient (the stored
+/// `patient_id`), never another person's item that merely refers to them.
+async fn compartment_filter<S: Store>(s: S) {
+    let mut tx = s.begin().await.unwrap();
+    let mut own = resource(
+        "Observation",
+        "own",
+        1,
+        vec![reference("subject", "Patient", "p1")],
+    );
+    own.patient_id = Some("p1".into());
+    let mut other = resource(
+        "Observation",
+        "other",
+        1,
+        vec![
+            reference("subject", "Patient", "p2"),
+            reference("performer", "Patient", "p1"),
+        ],
+    );
+    other.patient_id = Some("p2".into());
+    let unlinked = resource("Observation", "unlinked", 1, vec![]);
+    for v in [own, other, unlinked] {
+        tx.put(&v).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let p1 = || vec![Filter::Compartment("p1".into())];
+    assert_eq!(matching(&s, "Observation", p1()).await, vec!["own"]);
+    assert_eq!(s.count("Observation", &p1()).await.unwrap(), 1);
+    assert_eq!(
+        matching(&s, "Observation", vec![Filter::Compartment("p2".into())]).await,
+        vec!["other"]
+    );
+    assert!(
+        matching(&s, "Observation", vec![Filter::Compartment("p3".into())])
+            .await
+            .is_empty()
+    );
+}
+
 async fn related_filter<S: Store>(s: S) {
     use relationship::{CARE_TEAM, ENCOUNTER, EPISODE_OF_CARE, GP_REGISTRATION, REFERRAL};
     let (now, recent_since) = (1_000, 500);
