@@ -191,36 +191,45 @@ pub async fn reads<S: Store + Clone>(
             ("MedicationStatement".to_owned(), format!("bp{i}-m0"))
         })
         .collect();
-    let mut baseline = 0.0;
-    for label in [
+    let labels = [
         "store only (no decision)",
         "system client",
         "gp (registration)",
         "care-worker (episode, restricted view)",
-    ] {
-        let started = Instant::now();
-        let mut ok = 0usize;
-        for (t, id) in &keys {
-            let found = match label {
-                "store only (no decision)" => store
-                    .read(t, id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_some(),
-                "system client" => service.read(&system, t, id).await.is_ok(),
-                "gp (registration)" => service.read(&gp, t, id).await.is_ok(),
-                _ => service.read(&care, t, id).await.is_ok(),
-            };
-            ok += usize::from(found);
+    ];
+    // Round 0 warms caches and is not counted; then ROUNDS rounds, the
+    // callers interleaved so that drift on the machine hits each alike; each
+    // caller's best round is reported.
+    let mut stats = [(0.0f64, 0usize); 4];
+    for round in 0..=ROUNDS {
+        for (n, stat) in stats.iter_mut().enumerate() {
+            let started = Instant::now();
+            let mut ok = 0usize;
+            for (t, id) in &keys {
+                let hit = match n {
+                    0 => store
+                        .read(t, id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .is_some(),
+                    1 => service.read(&system, t, id).await.is_ok(),
+                    2 => service.read(&gp, t, id).await.is_ok(),
+                    _ => service.read(&care, t, id).await.is_ok(),
+                };
+                ok += usize::from(hit);
+            }
+            let rate = keys.len() as f64 / started.elapsed().as_secs_f64();
+            if round > 0 && rate > stat.0 {
+                stat.0 = rate;
+            }
+            stat.1 = ok;
         }
-        let secs = started.elapsed().as_secs_f64();
-        let rate = keys.len() as f64 / secs;
-        if baseline == 0.0 {
-            baseline = rate;
-        }
+    }
+    let baseline = stats[0].0;
+    for (label, &(rate, ok)) in labels.iter().zip(&stats) {
         println!(
             "{}",
-            json!({"bench": "authorised-read", "caller": label, "reads": keys.len(), "found": ok, "seconds": secs, "reads_per_second": rate, "ratio_to_store_only": rate / baseline})
+            json!({"bench": "authorised-read", "caller": label, "reads": keys.len(), "found": ok, "rounds": ROUNDS, "reads_per_second": rate, "ratio_to_store_only": rate / baseline})
         );
         println!(
             "| read | {label} | {} reads ({ok} found) | {rate:.0} reads/s | {:.0}% of store only |",
@@ -230,6 +239,9 @@ pub async fn reads<S: Store + Clone>(
     }
     http_reads(service, &keys).await
 }
+
+/// Timed rounds per caller (after one untimed warm-up round).
+const ROUNDS: usize = 3;
 
 /// The same reads over HTTP on loopback (one connection per request, two
 /// client threads), as a system client and as each role: the ratio a
@@ -282,34 +294,39 @@ async fn http_reads<S: Store>(
             .map(|(t, id)| format!("/fhir/{t}/{id}"))
             .collect(),
     );
-    let mut baseline = 0.0;
-    for (label, token) in callers {
-        let started = Instant::now();
-        let mut threads = Vec::new();
-        for half in 0..2usize {
-            let (paths, token) = (paths.clone(), token.clone());
-            threads.push(tokio::task::spawn_blocking(move || {
-                let mut ok = 0usize;
-                for p in paths.iter().skip(half).step_by(2) {
-                    if crate::get_as(addr, p, &token) == Ok(200) {
-                        ok += 1;
+    let mut stats = [(0.0f64, 0usize); 3];
+    for round in 0..=ROUNDS {
+        for ((_, token), stat) in callers.iter().zip(stats.iter_mut()) {
+            let started = Instant::now();
+            let mut threads = Vec::new();
+            for half in 0..2usize {
+                let (paths, token) = (paths.clone(), token.clone());
+                threads.push(tokio::task::spawn_blocking(move || {
+                    let mut ok = 0usize;
+                    for p in paths.iter().skip(half).step_by(2) {
+                        if crate::get_as(addr, p, &token) == Ok(200) {
+                            ok += 1;
+                        }
                     }
-                }
-                ok
-            }));
+                    ok
+                }));
+            }
+            let mut ok = 0;
+            for t in threads {
+                ok += t.await.map_err(|e| e.to_string())?;
+            }
+            let rate = paths.len() as f64 / started.elapsed().as_secs_f64();
+            if round > 0 && rate > stat.0 {
+                stat.0 = rate;
+            }
+            stat.1 = ok;
         }
-        let mut ok = 0;
-        for t in threads {
-            ok += t.await.map_err(|e| e.to_string())?;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        let rate = paths.len() as f64 / secs;
-        if baseline == 0.0 {
-            baseline = rate;
-        }
+    }
+    let baseline = stats[0].0;
+    for ((label, _), &(rate, ok)) in callers.iter().zip(&stats) {
         println!(
             "{}",
-            json!({"bench": "authorised-read-http", "caller": label, "reads": paths.len(), "ok": ok, "seconds": secs, "reads_per_second": rate, "ratio_to_system_client": rate / baseline})
+            json!({"bench": "authorised-read-http", "caller": label, "reads": paths.len(), "ok": ok, "rounds": ROUNDS, "reads_per_second": rate, "ratio_to_system_client": rate / baseline})
         );
         println!(
             "| read over HTTP | {label} | {} reads ({ok} ok) | {rate:.0} reads/s | {:.0}% of system client |",

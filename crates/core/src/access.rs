@@ -168,12 +168,14 @@ fn show(
     rtype: &str,
     patient: Option<&str>,
     body: &str,
-    value: &Value,
+    value: Value,
 ) -> Option<String> {
-    match access.item(rtype, patient, value) {
+    match access.item(rtype, patient, &value) {
         Item::Show(None) => Some(body.to_owned()),
         Item::Show(Some(elements)) => {
-            let mut map = value.as_object()?.clone();
+            let Value::Object(mut map) = value else {
+                return None;
+            };
             policy::keep_elements(&mut map, elements);
             crate::searching::subsetted(&mut map);
             Some(Value::Object(map).to_string())
@@ -201,6 +203,21 @@ impl<S: Store> Service<S> {
                 .relationships(patient, p.org.as_deref(), Some(&p.subject))
                 .await?
         };
+        self.access_with(caller, patient, rows, types).await
+    }
+
+    /// [`Self::access_for`] with the patient's relationship rows already
+    /// read (by [`Store::read_with_relationships`], for `caller`'s
+    /// organisation and subject).
+    pub(crate) async fn access_with(
+        &self,
+        caller: &Caller,
+        patient: &str,
+        rows: Vec<store::RelationshipRow>,
+        types: Option<&[&str]>,
+    ) -> Result<PatientAccess> {
+        let p = caller.principal();
+        let role = self.policy.role_of(p).map_err(forbid)?;
         let relationships: Vec<policy::Relationship> = rows
             .into_iter()
             .map(|r| policy::Relationship {
@@ -284,7 +301,36 @@ impl<S: Store> Service<S> {
         let body = r.body.as_deref()?;
         let value: Value = serde_json::from_str(body).ok()?;
         let patient = patient_of(&r.rtype, &r.id, &value);
-        show(access, &r.rtype, patient.as_deref(), body, &value)
+        show(access, &r.rtype, patient.as_deref(), body, value)
+    }
+
+    /// Decides on one resource read with its facts
+    /// ([`Store::read_with_relationships`] for `caller`): the body that may
+    /// leave, or why not. The patient is the compartment stored with the
+    /// version, the same one [`patient_of`] computes from the body.
+    pub(crate) async fn decide_read(
+        &self,
+        caller: &Caller,
+        r: &StoredResource,
+        patient: Option<&str>,
+        relationships: Vec<store::RelationshipRow>,
+        perm: Permission,
+    ) -> Result<Option<String>> {
+        let Some(body) = r.body.as_deref() else {
+            return Ok(None);
+        };
+        let Some(patient) = patient else {
+            self.policy
+                .unlinked(caller.principal(), &r.rtype, perm)
+                .map_err(forbid)?;
+            return Ok(Some(body.to_owned()));
+        };
+        let access = self
+            .access_with(caller, patient, relationships, Some(&[r.rtype.as_str()]))
+            .await?;
+        access.check(&r.rtype, perm).map_err(forbid)?;
+        let value: Value = serde_json::from_str(body).map_err(|_| CoreError::Internal)?;
+        Ok(show(&access, &r.rtype, Some(patient), body, value))
     }
 
     /// Decides on one stored resource for `caller` (reads of a single item,
@@ -313,7 +359,7 @@ impl<S: Store> Service<S> {
                     .access_for(caller, &patient, Some(&[r.rtype.as_str()]))
                     .await?;
                 access.check(&r.rtype, perm).map_err(forbid)?;
-                Ok(show(&access, &r.rtype, Some(&patient), body, &value))
+                Ok(show(&access, &r.rtype, Some(&patient), body, value))
             }
             None => {
                 self.policy

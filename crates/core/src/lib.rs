@@ -331,21 +331,57 @@ impl<S: Store> Service<S> {
             rtype: rtype.to_owned(),
             id: id.to_owned(),
         };
-        match self.store.read(rtype, id).await? {
-            None => Err(not_found()),
-            // Only system clients learn that something was deleted.
-            Some(r) if r.deleted && self.is_system(caller) => Err(CoreError::Gone {
-                rtype: rtype.to_owned(),
-                id: id.to_owned(),
-            }),
-            Some(r) if r.deleted => Err(not_found()),
-            Some(r) => match self.decide_one(caller, &r, Permission::Read).await? {
-                Some(body) => Ok(Resource::from_stored(store::StoredResource {
-                    body: Some(body),
-                    ..r
-                })?),
+        if self.is_system(caller) {
+            return match self.store.read(rtype, id).await? {
                 None => Err(not_found()),
-            },
+                // Only system clients learn that something was deleted.
+                Some(r) if r.deleted => Err(CoreError::Gone {
+                    rtype: rtype.to_owned(),
+                    id: id.to_owned(),
+                }),
+                Some(r) => match self.decide_one(caller, &r, Permission::Read).await? {
+                    Some(body) => Ok(Resource::from_stored(store::StoredResource {
+                        body: Some(body),
+                        ..r
+                    })?),
+                    None => Err(not_found()),
+                },
+            };
+        }
+        // Everyone else: the resource and the caller's relationship facts in
+        // one store call, then the decision.
+        let p = caller.principal();
+        self.policy.role_of(p).map_err(access::forbid)?;
+        let found = self
+            .store
+            .read_with_relationships(rtype, id, p.org.as_deref(), Some(&p.subject))
+            .await?;
+        match found {
+            None => Err(not_found()),
+            Some(f) if f.resource.deleted => Err(not_found()),
+            Some(f) => {
+                let store::ReadWithFacts {
+                    resource,
+                    patient_id,
+                    relationships,
+                } = f;
+                let shown = self
+                    .decide_read(
+                        caller,
+                        &resource,
+                        patient_id.as_deref(),
+                        relationships,
+                        Permission::Read,
+                    )
+                    .await?;
+                match shown {
+                    Some(body) => Ok(Resource::from_stored(store::StoredResource {
+                        body: Some(body),
+                        ..resource
+                    })?),
+                    None => Err(not_found()),
+                }
+            }
         }
     }
 

@@ -98,6 +98,7 @@ where
     relationships_put_replace_delete(make().await).await;
     relationships_lookup_order(make().await).await;
     relationships_rollback(make().await).await;
+    read_with_relationships_together(make().await).await;
     related_filter(make().await).await;
     compartment_filter(make().await).await;
     ready(make().await).await;
@@ -1409,6 +1410,137 @@ fn sources(rows: &[RelationshipRow]) -> Vec<String> {
     rows.iter()
         .map(|r| format!("{}/{}", r.src_type, r.src_id))
         .collect()
+}
+
+/// `read_with_relationships` returns the current version, its stored
+/// patient, and exactly what `relationships` returns for that patient.
+async fn read_with_relationships_together<S: Store>(s: S) {
+    assert!(
+        s.read_with_relationships("Observation", "none", Some("A"), Some("u1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    put_one(
+        &s,
+        NewVersion {
+            patient_id: Some("p1".into()),
+            ..version(
+                "Observation",
+                "o1",
+                1,
+                10,
+                Some(r#"{"resourceType":"Observation","id":"o1"}"#),
+            )
+        },
+    )
+    .await;
+    put_one(
+        &s,
+        NewVersion {
+            patient_id: Some("p1".into()),
+            ..version(
+                "Observation",
+                "o1",
+                2,
+                20,
+                Some(r#"{"resourceType":"Observation","id":"o1","status":"final"}"#),
+            )
+        },
+    )
+    .await;
+    put_one(
+        &s,
+        version(
+            "Organization",
+            "org1",
+            1,
+            10,
+            Some(r#"{"resourceType":"Organization","id":"org1"}"#),
+        ),
+    )
+    .await;
+    let e1 = rel(
+        "Encounter/e1",
+        "A",
+        relationship::ENCOUNTER,
+        true,
+        Some(10),
+        None,
+    );
+    let gp = rel(
+        "Patient/p1",
+        "G",
+        relationship::GP_REGISTRATION,
+        true,
+        None,
+        None,
+    );
+    let other = rel(
+        "Encounter/e2",
+        "B",
+        relationship::ENCOUNTER,
+        true,
+        Some(10),
+        None,
+    );
+    put_rels(&s, Some("p1"), std::slice::from_ref(&e1)).await;
+    put_rels(&s, Some("p1"), std::slice::from_ref(&gp)).await;
+    put_rels(&s, Some("p1"), std::slice::from_ref(&other)).await;
+    put_rels(
+        &s,
+        Some("p2"),
+        &[rel(
+            "Encounter/e3",
+            "A",
+            relationship::ENCOUNTER,
+            true,
+            None,
+            None,
+        )],
+    )
+    .await;
+    for (org, user) in [(Some("A"), Some("u1")), (None, None), (Some("B"), None)] {
+        let got = s
+            .read_with_relationships("Observation", "o1", org, user)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.resource.version, 2);
+        assert!(got.resource.body.unwrap().contains("final"));
+        assert_eq!(got.patient_id.as_deref(), Some("p1"));
+        assert_eq!(
+            got.relationships,
+            s.relationships("p1", org, user).await.unwrap(),
+            "{org:?} {user:?}"
+        );
+    }
+    let got = s
+        .read_with_relationships("Observation", "o1", Some("A"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sources(&got.relationships).len(),
+        2,
+        "A's encounter and the GP registration"
+    );
+    // No patient: no rows.
+    let org = s
+        .read_with_relationships("Organization", "org1", Some("A"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(org.patient_id, None);
+    assert!(org.relationships.is_empty());
+    // A deleted current version comes back deleted, like `read`.
+    put_one(&s, version("Observation", "o1", 3, 30, None)).await;
+    let gone = s
+        .read_with_relationships("Observation", "o1", Some("A"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(gone.resource.deleted);
 }
 
 /// Rows are replaced per source; an empty list or no patient deletes; rows

@@ -15,8 +15,8 @@ mod migrations;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
-    Filter, HistoryQuery, IndexRow, Key, NewVersion, RelationshipRow, Result, SearchQuery,
-    SearchRow, StoreError, StoredResource,
+    Filter, HistoryQuery, IndexRow, Key, NewVersion, ReadWithFacts, RelationshipRow, Result,
+    SearchQuery, SearchRow, StoreError, StoredResource,
 };
 use store_sql::{Builder, Dialect, SqlValue};
 use tokio_postgres::types::ToSql;
@@ -181,6 +181,10 @@ impl PostgresStore {
 }
 
 const SELECT_CURRENT: &str = "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq \
+     FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
+
+/// [`SELECT_CURRENT`] with `c.patient_id` as an eighth column.
+const SELECT_CURRENT_WITH_PATIENT: &str = "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq, c.patient_id \
      FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
 
 fn row_to_resource(r: &Row) -> Result<StoredResource> {
@@ -555,21 +559,69 @@ async fn relationships(
         .query(&stmt, &refs(&to_args(&b)))
         .await
         .map_err(db_error)?;
-    rows.iter()
-        .map(|r| {
-            Ok(RelationshipRow {
-                org: r.try_get(0).map_err(db_error)?,
-                kind: r.try_get(1).map_err(db_error)?,
-                user: r.try_get(2).map_err(db_error)?,
-                active: r.try_get(3).map_err(db_error)?,
-                start: r.try_get(4).map_err(db_error)?,
-                end: r.try_get(5).map_err(db_error)?,
-                src_type: r.try_get(6).map_err(db_error)?,
-                src_id: r.try_get(7).map_err(db_error)?,
-                detail: r.try_get(8).map_err(db_error)?,
-            })
-        })
-        .collect()
+    rows.iter().map(row_to_relationship).collect()
+}
+
+fn row_to_relationship(r: &Row) -> Result<RelationshipRow> {
+    Ok(RelationshipRow {
+        org: r.try_get(0).map_err(db_error)?,
+        kind: r.try_get(1).map_err(db_error)?,
+        user: r.try_get(2).map_err(db_error)?,
+        active: r.try_get(3).map_err(db_error)?,
+        start: r.try_get(4).map_err(db_error)?,
+        end: r.try_get(5).map_err(db_error)?,
+        src_type: r.try_get(6).map_err(db_error)?,
+        src_id: r.try_get(7).map_err(db_error)?,
+        detail: r.try_get(8).map_err(db_error)?,
+    })
+}
+
+/// `store::Store::read_with_relationships`: the current row (with its
+/// stored `patient_id`) and the rows of the patient it belongs to, as two
+/// statements sent together on one connection (tokio-postgres pipelines
+/// concurrent queries), so one round trip. Both run in their own snapshot;
+/// a relationship change landing between them is the same race as a change
+/// landing just after the read.
+async fn read_with_relationships(
+    client: &Object,
+    rtype: &str,
+    id: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+) -> Result<Option<ReadWithFacts>> {
+    let read_sql = format!("{SELECT_CURRENT_WITH_PATIENT} WHERE c.rtype = $1 AND c.id = $2");
+    let mut b = Builder::new(Dialect::Postgres);
+    let rel_sql = store_sql::relationships_of_resource_query(&mut b, rtype, id, org, user);
+    let (read_stmt, rel_stmt) = tokio::try_join!(
+        client.prepare_cached(&read_sql),
+        client.prepare_cached(&rel_sql)
+    )
+    .map_err(db_error)?;
+    let rel_args = to_args(&b);
+    let rel_refs = refs(&rel_args);
+    let read_args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&rtype, &id];
+    let (found, rels) = tokio::try_join!(
+        client.query_opt(&read_stmt, &read_args),
+        client.query(&rel_stmt, &rel_refs)
+    )
+    .map_err(db_error)?;
+    let Some(row) = found else {
+        return Ok(None);
+    };
+    let resource = row_to_resource(&row)?;
+    let patient_id: Option<String> = row.try_get(7).map_err(db_error)?;
+    let relationships = match patient_id {
+        Some(_) => rels
+            .iter()
+            .map(row_to_relationship)
+            .collect::<Result<_>>()?,
+        None => vec![],
+    };
+    Ok(Some(ReadWithFacts {
+        resource,
+        patient_id,
+        relationships,
+    }))
 }
 
 /// Relationship rows up to this many per source are written with a cached
@@ -869,6 +921,17 @@ impl store::Store for PostgresStore {
     ) -> Result<Vec<RelationshipRow>> {
         let client = self.pool.get().await.map_err(pool_error)?;
         relationships(&client, patient_id, org, user).await
+    }
+
+    async fn read_with_relationships(
+        &self,
+        rtype: &str,
+        id: &str,
+        org: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Option<ReadWithFacts>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        read_with_relationships(&client, rtype, id, org, user).await
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>> {

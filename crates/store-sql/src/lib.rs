@@ -558,6 +558,27 @@ pub fn relationships_query(
     user: Option<&str>,
 ) -> String {
     let p = b.arg(SqlValue::Text(patient_id.to_owned()));
+    relationships_where(b, &p, org, user)
+}
+
+/// [`relationships_query`] for the patient the current version of
+/// `(rtype, id)` belongs to (its stored `patient_id`), so that it can run
+/// beside the read of the resource itself.
+pub fn relationships_of_resource_query(
+    b: &mut Builder,
+    rtype: &str,
+    id: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+) -> String {
+    let t = b.arg(SqlValue::Text(rtype.to_owned()));
+    let i = b.arg(SqlValue::Text(id.to_owned()));
+    let p =
+        format!("(SELECT c.patient_id FROM resource_current c WHERE c.rtype = {t} AND c.id = {i})");
+    relationships_where(b, &p, org, user)
+}
+
+fn relationships_where(b: &mut Builder, p: &str, org: Option<&str>, user: Option<&str>) -> String {
     let mut any = Vec::new();
     if let Some(org) = org {
         let o = b.text(org);

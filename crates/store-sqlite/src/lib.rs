@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
-    Filter, HistoryQuery, IndexRow, Key, NewVersion, RelationshipRow, Result, SearchQuery,
-    SearchRow, StoreError, StoredResource,
+    Filter, HistoryQuery, IndexRow, Key, NewVersion, ReadWithFacts, RelationshipRow, Result,
+    SearchQuery, SearchRow, StoreError, StoredResource,
 };
 use store_sql::{Builder, Dialect, SqlValue};
 use tokio::sync::OwnedMutexGuard;
@@ -118,6 +118,16 @@ fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
          PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;"
     ))
     .map_err(internal)?;
+    // The query planner stability guarantee: plans never depend on bound
+    // values. Without it SQLite marks a statement whose plan looked at a
+    // bound value (a partial index's `WHERE`, an integer in `ORDER BY` or
+    // `LIMIT` position, STAT4 estimates) to be compiled again whenever that
+    // value changes, so every cached read was re-prepared on every call.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(internal)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -195,6 +205,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 }
 
 const SELECT_CURRENT: &str = "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq \
+     FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
+
+/// [`SELECT_CURRENT`] with `c.patient_id` as an eighth column.
+const SELECT_CURRENT_WITH_PATIENT: &str = "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq, c.patient_id \
      FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
 
 fn row_to_resource(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
@@ -295,6 +309,40 @@ fn relationships(
         })
         .map_err(internal)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+}
+
+/// `store::Store::read_with_relationships` on one connection: the current
+/// row with its stored `patient_id`, then that patient's rows.
+fn read_with_relationships(
+    conn: &Connection,
+    rtype: &str,
+    id: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+) -> Result<Option<ReadWithFacts>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "{SELECT_CURRENT_WITH_PATIENT} WHERE c.rtype = ?1 AND c.id = ?2"
+        ))
+        .map_err(internal)?;
+    let found = stmt
+        .query_row(params![rtype, id], |r| {
+            Ok((row_to_resource(r)?, r.get::<_, Option<String>>(7)?))
+        })
+        .optional()
+        .map_err(internal)?;
+    let Some((resource, patient_id)) = found else {
+        return Ok(None);
+    };
+    let relationships = match &patient_id {
+        Some(p) => relationships(conn, p, org, user)?,
+        None => vec![],
+    };
+    Ok(Some(ReadWithFacts {
+        resource,
+        patient_id,
+        relationships,
+    }))
 }
 
 /// `store::Tx::put_relationships` on the writer connection.
@@ -805,6 +853,16 @@ impl store::Store for SqliteStore {
         self.with_reader(|c| relationships(c, patient_id, org, user))
     }
 
+    async fn read_with_relationships(
+        &self,
+        rtype: &str,
+        id: &str,
+        org: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Option<ReadWithFacts>> {
+        self.with_reader(|c| read_with_relationships(c, rtype, id, org, user))
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>> {
         self.with_reader(|c| {
             c.query_row(
@@ -1001,5 +1059,50 @@ impl store::Tx for SqliteTx {
             let _ = c.send(());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// How often the cached statement for `sql` was re-prepared.
+    fn reprepares(conn: &Connection, sql: &str) -> i32 {
+        conn.prepare_cached(sql)
+            .map(|s| s.get_status(StatementStatus::RePrepare))
+            .unwrap_or(-1)
+    }
+
+    /// The hot reads run from the statement cache: binding other values must
+    /// never make SQLite compile them again (a partial index whose `WHERE`
+    /// the planner checks against a bound value does exactly that).
+    #[test]
+    fn hot_statements_are_not_reprepared_per_binding() {
+        let dir = std::env::temp_dir().join(format!("sc-qpsg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = open_connection(&dir.join("t.db"), false).unwrap();
+        migrate(&mut conn).unwrap();
+        for i in 0..20 {
+            conn.execute(
+                "INSERT INTO resource_version (rtype, id, version, last_updated, deleted, patient_id, body) VALUES ('Observation', ?1, 1, 0, 0, ?2, '{}')",
+                params![format!("o{i}"), format!("p{i}")],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO resource_current (rtype, id, version, seq, deleted, patient_id) VALUES ('Observation', ?1, 1, ?2, 0, ?3)",
+                params![format!("o{i}"), i + 1, format!("p{i}")],
+            )
+            .unwrap();
+        }
+        for i in 0..20 {
+            read_current(&conn, "Observation", &format!("o{i}")).unwrap();
+            relationships(&conn, &format!("p{i}"), Some("A1"), Some("u")).unwrap();
+        }
+        let read = format!("{SELECT_CURRENT} WHERE c.rtype = ?1 AND c.id = ?2");
+        assert_eq!(reprepares(&conn, &read), 0, "read_current");
+        let mut b = Builder::new(Dialect::Sqlite);
+        let rel = store_sql::relationships_query(&mut b, "p0", Some("A1"), Some("u"));
+        assert_eq!(reprepares(&conn, &rel), 0, "relationships");
     }
 }

@@ -175,6 +175,17 @@ pub struct RelationshipRow {
     pub detail: Option<String>,
 }
 
+/// What [`Store::read_with_relationships`] returns.
+#[derive(Debug, Clone)]
+pub struct ReadWithFacts {
+    pub resource: StoredResource,
+    /// The Patient compartment the current version was stored with.
+    pub patient_id: Option<String>,
+    /// The patient's relationship rows for the caller (empty without a
+    /// patient).
+    pub relationships: Vec<RelationshipRow>,
+}
+
 /// The relationship kinds and source names the store itself gives meaning
 /// to (other kinds are stored and returned as they are).
 pub mod relationship {
@@ -311,6 +322,20 @@ pub trait Store: Clone + Send + Sync + 'static {
         org: Option<&str>,
         user: Option<&str>,
     ) -> impl Future<Output = Result<Vec<RelationshipRow>>> + Send;
+
+    /// The current version of one resource, the patient it belongs to (its
+    /// stored compartment, as written with it) and that patient's
+    /// relationship rows for `org`/`user` exactly as [`Store::relationships`]
+    /// returns them: everything deciding a single read needs, in one store
+    /// call (one reader checkout on SQLite, one pipelined round trip on
+    /// PostgreSQL). `None` when the resource was never written.
+    fn read_with_relationships(
+        &self,
+        rtype: &str,
+        id: &str,
+        org: Option<&str>,
+        user: Option<&str>,
+    ) -> impl Future<Output = Result<Option<ReadWithFacts>>> + Send;
 
     /// A value from the store's own settings table (e.g. the index version).
     fn setting(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
