@@ -15,7 +15,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServerArgs {
     /// A TOML configuration file (keys: listen, data, database_url, base_url,
-    /// max_body_bytes, sqlite_durable, and an [auth] table).
+    /// max_body_bytes, sqlite_durable, and [auth] and [policy] tables).
     #[arg(long, env = "SHAREDCARE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
@@ -50,6 +50,9 @@ struct FileConfig {
     sqlite_durable: Option<bool>,
     #[serde(default)]
     auth: AuthFile,
+    /// `[policy]`: durations and roles (defaults: issue #4's table).
+    #[serde(default)]
+    policy: policy::PolicySettings,
 }
 
 /// `[auth]`: trusted external issuers and token-endpoint clients. The
@@ -108,6 +111,8 @@ pub struct Config {
     /// Holds the embedded store and the token issuer's key pair.
     pub data: PathBuf,
     pub auth: AuthFile,
+    /// The access policy: the defaults with the file's `[policy]` applied.
+    pub policy: policy::Policy,
 }
 
 impl Config {
@@ -207,6 +212,7 @@ pub fn resolve(args: &ServerArgs) -> Result<Config, String> {
         sqlite_durable,
         data,
         auth: file.auth,
+        policy: policy::Policy::configured(file.policy)?,
     })
 }
 
@@ -333,5 +339,58 @@ scope = "system/Encounter.cru"
             .into_iter()
             .map(String::from);
         assert_eq!(unknown_env_vars(vars), vec!["SHAREDCARE_LISTN"]);
+    }
+
+    #[test]
+    fn policy_table() {
+        let p = write(
+            "policy",
+            r#"
+[policy]
+recent_encounter_days = 14
+break_glass_hours = 2
+
+[[policy.roles]]
+code = "reablement-worker"
+kind = "social-care"
+needs_registration = false
+break_glass = false
+reads_directory = true
+view = { rules = [
+  { rtype = "Patient", elements = ["name", "birthDate"] },
+  { rtype = "AllergyIntolerance", conditions = [{ code = { param = "clinical-status", path = "clinicalStatus.coding.code", codes = ["active"] } }] },
+  { rtype = "CarePlan", conditions = ["recorded-by-own-org"] },
+] }
+creates = [{ rtype = "Observation" }]
+"#,
+        );
+        let c = resolve(&ServerArgs {
+            config: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.policy.recent_encounter, 14 * 86_400_000_000);
+        assert_eq!(c.policy.break_glass_for, 2 * 3_600_000_000);
+        let role = c.policy.role("reablement-worker").unwrap();
+        assert!(matches!(&role.view, policy::View::Rules(r) if r.len() == 3));
+        assert!(c.policy.role("gp").is_some(), "defaults kept");
+
+        let bad = write("policy-bad", "[policy]\nbreak_glass_hours = 99\n");
+        let err = resolve(&ServerArgs {
+            config: Some(bad.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("break_glass_hours"), "{err}");
+        let unknown = write("policy-unknown", "[policy]\nbreak_glass_minutes = 5\n");
+        let err = resolve(&ServerArgs {
+            config: Some(unknown.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("break_glass_minutes"), "{err}");
+        for f in [p, bad, unknown] {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }

@@ -211,7 +211,7 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
         .map_err(|e| format!("cannot listen on {}: {e}", c.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let base_url = c.base_url_for(addr);
-    let service = service_for(store, &base_url);
+    let service = service_for(store, &base_url).with_policy(c.policy.clone());
     let reindexed = service
         .reindex_if_needed()
         .await
@@ -409,6 +409,14 @@ fn mint(
 
 /// `sharedcare token …`: prints a token for this data directory's issuer.
 async fn mint_command(c: &Config, args: &TokenArgs) -> Result<(), String> {
+    if c.policy.role(&args.role).is_none() {
+        let known: Vec<&str> = c.policy.roles.iter().map(|r| r.code.as_str()).collect();
+        return Err(format!(
+            "unknown role {:?}; the policy has: {}",
+            args.role,
+            known.join(", ")
+        ));
+    }
     let key = issuer_key(c)?;
     let base_url = c.base_url_for(c.listen);
     let ttl = parse_ttl(&args.ttl)?;

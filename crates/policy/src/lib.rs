@@ -23,6 +23,7 @@ pub mod relationships;
 pub mod roles;
 pub mod scopes;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use relationships::Relationship;
@@ -199,7 +200,76 @@ fn context_of(kind: RoleKind) -> Context {
     }
 }
 
+/// The `[policy]` table of the configuration file: the defaults, changed.
+/// A role whose `code` is a default role's replaces it; a new code adds a
+/// role. Nothing here can remove the deny-by-default rules: a role still
+/// needs a relationship, labels still seal, views are still whitelists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// How long a finished encounter keeps a relationship (1..=365 days).
+    #[serde(default)]
+    pub recent_encounter_days: Option<i64>,
+    /// How long break-glass lasts (1..=24 hours).
+    #[serde(default)]
+    pub break_glass_hours: Option<i64>,
+    #[serde(default)]
+    pub roles: Vec<RoleDef>,
+}
+
 impl Policy {
+    /// The default policy with `settings` applied, or what is wrong with
+    /// them.
+    pub fn configured(settings: PolicySettings) -> Result<Policy, String> {
+        let mut policy = Policy::default();
+        if let Some(days) = settings.recent_encounter_days {
+            if !(1..=365).contains(&days) {
+                return Err(format!(
+                    "policy.recent_encounter_days must be 1 to 365, not {days}"
+                ));
+            }
+            policy.recent_encounter = days * DAY;
+        }
+        if let Some(hours) = settings.break_glass_hours {
+            if !(1..=24).contains(&hours) {
+                return Err(format!(
+                    "policy.break_glass_hours must be 1 to 24, not {hours}"
+                ));
+            }
+            policy.break_glass_for = hours * 3_600_000_000;
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for role in &settings.roles {
+            let code = role.code.as_str();
+            if code.is_empty() || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(format!(
+                    "policy.roles: role code {code:?} must be letters, digits and '-'"
+                ));
+            }
+            if seen.contains(&code) {
+                return Err(format!("policy.roles: role {code:?} is defined twice"));
+            }
+            seen.push(code);
+            if role.break_glass && role.kind != RoleKind::Clinical {
+                return Err(format!(
+                    "policy.roles: role {code:?}: break-glass is for clinical roles only"
+                ));
+            }
+            if role.kind == RoleKind::Clinical && !role.needs_registration {
+                return Err(format!(
+                    "policy.roles: role {code:?}: clinical roles need a professional registration"
+                ));
+            }
+        }
+        for role in settings.roles {
+            match policy.roles.iter_mut().find(|r| r.code == role.code) {
+                Some(existing) => *existing = role,
+                None => policy.roles.push(role),
+            }
+        }
+        Ok(policy)
+    }
+
     pub fn role(&self, code: &str) -> Option<&RoleDef> {
         self.roles.iter().find(|r| r.code == code)
     }

@@ -179,3 +179,82 @@ fn elements_keep_nested() {
         json!({"resourceType": "AllergyIntolerance", "id": "a", "reaction": [{"manifestation": [{"text": "rash"}]}]})
     );
 }
+
+#[test]
+fn configured_policy_replaces_and_adds_roles_and_refuses_nonsense() {
+    let defaults = Policy::default();
+    let mut care = defaults.role("care-worker").cloned().unwrap();
+    care.view = View::Rules(vec![TypeRule {
+        rtype: "AllergyIntolerance".into(),
+        conditions: vec![],
+        elements: None,
+    }]);
+    let mut reablement = care.clone();
+    reablement.code = "reablement-worker".into();
+    let p = Policy::configured(PolicySettings {
+        recent_encounter_days: Some(10),
+        break_glass_hours: Some(2),
+        roles: vec![care.clone(), reablement],
+    })
+    .unwrap();
+    assert_eq!(p.recent_encounter, 10 * DAY);
+    assert_eq!(p.break_glass_for, 2 * 3_600_000_000);
+    assert_eq!(p.role("care-worker"), Some(&care), "replaced in place");
+    assert!(p.role("reablement-worker").is_some(), "added");
+    assert_eq!(p.roles.len(), defaults.roles.len() + 1);
+    // An empty table is the defaults.
+    assert_eq!(
+        Policy::configured(PolicySettings::default()).unwrap().roles,
+        defaults.roles
+    );
+
+    let bad = |s: PolicySettings| Policy::configured(s).unwrap_err();
+    assert!(
+        bad(PolicySettings {
+            recent_encounter_days: Some(0),
+            ..Default::default()
+        })
+        .contains("recent_encounter_days")
+    );
+    assert!(
+        bad(PolicySettings {
+            break_glass_hours: Some(48),
+            ..Default::default()
+        })
+        .contains("break_glass_hours")
+    );
+    let mut glass = care.clone();
+    glass.break_glass = true;
+    assert!(
+        bad(PolicySettings {
+            roles: vec![glass],
+            ..Default::default()
+        })
+        .contains("clinical roles only")
+    );
+    let mut unregistered = defaults.role("gp").cloned().unwrap();
+    unregistered.needs_registration = false;
+    assert!(
+        bad(PolicySettings {
+            roles: vec![unregistered],
+            ..Default::default()
+        })
+        .contains("registration")
+    );
+    assert!(
+        bad(PolicySettings {
+            roles: vec![care.clone(), care.clone()],
+            ..Default::default()
+        })
+        .contains("twice")
+    );
+    let mut odd = care;
+    odd.code = "care worker".into();
+    assert!(
+        bad(PolicySettings {
+            roles: vec![odd],
+            ..Default::default()
+        })
+        .contains("letters")
+    );
+}
