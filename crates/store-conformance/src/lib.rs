@@ -99,6 +99,8 @@ where
     relationships_lookup_order(make().await).await;
     relationships_rollback(make().await).await;
     read_with_relationships_together(make().await).await;
+    audit_chain_appends_and_queries(make().await).await;
+    audit_in_transaction_commits_or_not(make().await).await;
     related_filter(make().await).await;
     compartment_filter(make().await).await;
     ready(make().await).await;
@@ -1410,6 +1412,121 @@ fn sources(rows: &[RelationshipRow]) -> Vec<String> {
     rows.iter()
         .map(|r| format!("{}/{}", r.src_type, r.src_id))
         .collect()
+}
+
+fn audit_rec(time: i64, patients: &[&str], text: &str) -> store::audit::NewAudit {
+    store::audit::NewAudit {
+        time,
+        patients: patients.iter().map(|p| (*p).to_owned()).collect(),
+        record: format!(r#"{{"t":{time},"x":"{text}"}}"#),
+    }
+}
+
+fn all_audit() -> store::audit::AuditQuery {
+    store::audit::AuditQuery {
+        limit: 10_000,
+        ..Default::default()
+    }
+}
+
+/// Appended records get seq 1, 2, 3, … and a chain that
+/// `store::audit::chain_hash` reproduces (on PostgreSQL the hash is
+/// computed in SQL: this proves both agree); queries filter by patient,
+/// time and seq; checkpoints round-trip.
+async fn audit_chain_appends_and_queries<S: Store>(s: S) {
+    use store::audit::{GENESIS, chain_hash};
+    assert!(s.audit_rows(&all_audit()).await.unwrap().is_empty());
+    assert_eq!(
+        s.append_audit(&[audit_rec(10, &["p1"], "a")])
+            .await
+            .unwrap(),
+        [1]
+    );
+    assert_eq!(
+        s.append_audit(&[
+            audit_rec(20, &["p2", "p1", "p2"], "b"),
+            audit_rec(30, &[], "c é")
+        ])
+        .await
+        .unwrap(),
+        [2, 3]
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        tx.append_audit(&[audit_rec(40, &["p2"], "d")])
+            .await
+            .unwrap(),
+        [4]
+    );
+    tx.commit().await.unwrap();
+    let rows = s.audit_rows(&all_audit()).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let mut prev = GENESIS.to_owned();
+    for r in &rows {
+        assert_eq!(r.prev_hash, prev, "row {}", r.seq);
+        assert_eq!(r.hash, chain_hash(&prev, r.seq, &r.record), "row {}", r.seq);
+        prev = r.hash.clone();
+    }
+    assert_eq!(rows[1].patients, ["p1", "p2"], "deduplicated, sorted");
+    assert!(rows[2].patients.is_empty());
+    assert_eq!(rows[2].record, r#"{"t":30,"x":"c é"}"#, "stored as given");
+    let seqs = |q: store::audit::AuditQuery| {
+        let s = &s;
+        async move {
+            s.audit_rows(&q)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>()
+        }
+    };
+    let q = |patient: Option<&str>, from, to, after, limit| store::audit::AuditQuery {
+        patient: patient.map(str::to_owned),
+        from,
+        to,
+        after,
+        limit,
+    };
+    assert_eq!(seqs(q(Some("p1"), None, None, None, 100)).await, [1, 2]);
+    assert_eq!(seqs(q(Some("p2"), None, None, None, 100)).await, [2, 4]);
+    assert_eq!(seqs(q(None, Some(20), Some(40), None, 100)).await, [2, 3]);
+    assert_eq!(seqs(q(None, None, None, Some(2), 100)).await, [3, 4]);
+    assert_eq!(seqs(q(None, None, None, None, 2)).await, [1, 2]);
+    assert_eq!(seqs(q(Some("p2"), None, None, Some(2), 100)).await, [4]);
+
+    let cp = store::audit::Checkpoint {
+        seq: 4,
+        hash: rows[3].hash.clone(),
+        time: 50,
+        kid: "k1".into(),
+        signature: "sig".into(),
+    };
+    s.add_audit_checkpoint(&cp).await.unwrap();
+    s.add_audit_checkpoint(&cp).await.unwrap();
+    assert_eq!(s.audit_checkpoints().await.unwrap(), [cp]);
+}
+
+/// Records appended in a transaction that rolls back are not there, and
+/// their seqs are used by the next append (no gap).
+async fn audit_in_transaction_commits_or_not<S: Store>(s: S) {
+    s.append_audit(&[audit_rec(1, &["p1"], "a")]).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        tx.append_audit(&[audit_rec(2, &["p1"], "b")])
+            .await
+            .unwrap(),
+        [2]
+    );
+    drop(tx);
+    assert_eq!(
+        s.append_audit(&[audit_rec(3, &["p1"], "c")]).await.unwrap(),
+        [2]
+    );
+    let rows = s.audit_rows(&all_audit()).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].record.contains(r#""x":"c""#));
+    assert_eq!(rows[1].prev_hash, rows[0].hash);
 }
 
 /// `read_with_relationships` returns the current version, its stored

@@ -13,6 +13,7 @@
 mod migrations;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use store::audit::{AuditQuery, AuditRow, Checkpoint, NewAudit};
 use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
     Filter, HistoryQuery, IndexRow, Key, NewVersion, ReadWithFacts, RelationshipRow, Result,
@@ -624,6 +625,37 @@ async fn read_with_relationships(
     }))
 }
 
+/// Appends one audit record: advances the chain head, computes the new
+/// hash in SQL (`sha256(prev bytes || int8send(seq) || record UTF-8)`,
+/// exactly `store::audit::chain_hash`), inserts the record and its patient
+/// rows, in one statement. Inside a transaction the head's row lock is held
+/// until commit, which gives the chain one order.
+const APPEND_AUDIT: &str = "WITH h AS ( \
+       UPDATE audit_head SET seq = seq + 1, prev = hash, \
+         hash = encode(sha256(decode(hash, 'hex') || int8send(seq + 1) || convert_to($2, 'UTF8')), 'hex') \
+       WHERE id = 1 RETURNING seq, prev, hash), \
+     l AS (INSERT INTO audit_log (seq, time, record, prev_hash, hash) \
+       SELECT seq, $1, $2, prev, hash FROM h RETURNING seq), \
+     p AS (INSERT INTO audit_patient (patient_id, seq) \
+       SELECT DISTINCT x, h.seq FROM h, unnest($3::text[]) AS x) \
+     SELECT seq FROM l";
+
+async fn append_audit(client: &Object, records: &[NewAudit]) -> Result<Vec<i64>> {
+    let stmt = client
+        .prepare_cached(APPEND_AUDIT)
+        .await
+        .map_err(db_error)?;
+    let mut out = Vec::with_capacity(records.len());
+    for rec in records {
+        let row = client
+            .query_one(&stmt, &[&rec.time, &rec.record, &rec.patients])
+            .await
+            .map_err(db_error)?;
+        out.push(row.try_get(0).map_err(db_error)?);
+    }
+    Ok(out)
+}
+
 /// Relationship rows up to this many per source are written with a cached
 /// statement (a bounded set of texts); more, rare, go unnamed.
 const CACHED_RELATIONSHIP_ROWS: usize = 8;
@@ -934,6 +966,97 @@ impl store::Store for PostgresStore {
         read_with_relationships(&client, rtype, id, org, user).await
     }
 
+    async fn append_audit(&self, records: &[NewAudit]) -> Result<Vec<i64>> {
+        if records.len() == 1 {
+            // One statement: atomic on its own, one round trip.
+            let client = self.pool.get().await.map_err(pool_error)?;
+            return append_audit(&client, records).await;
+        }
+        let mut tx = self.begin().await?;
+        let seqs = store::Tx::append_audit(&mut tx, records).await?;
+        store::Tx::commit(tx).await?;
+        Ok(seqs)
+    }
+
+    async fn audit_rows(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let mut sql = String::from(
+            "SELECT a.seq, a.time, a.record, a.prev_hash, a.hash, \
+             array(SELECT p.patient_id FROM audit_patient p WHERE p.seq = a.seq ORDER BY p.patient_id) \
+             FROM audit_log a WHERE TRUE",
+        );
+        let mut args: Args = Vec::new();
+        if let Some(p) = &q.patient {
+            args.push(Box::new(p.clone()));
+            sql.push_str(&format!(
+                " AND a.seq IN (SELECT p.seq FROM audit_patient p WHERE p.patient_id = ${})",
+                args.len()
+            ));
+        }
+        for (value, cond) in [(q.from, ">="), (q.to, "<")] {
+            if let Some(t) = value {
+                args.push(Box::new(t));
+                sql.push_str(&format!(" AND a.time {cond} ${}", args.len()));
+            }
+        }
+        if let Some(after) = q.after {
+            args.push(Box::new(after));
+            sql.push_str(&format!(" AND a.seq > ${}", args.len()));
+        }
+        sql.push_str(&format!(
+            " ORDER BY a.seq LIMIT {}",
+            i64::try_from(q.limit).unwrap_or(i64::MAX)
+        ));
+        let rows = client.query(&sql, &refs(&args)).await.map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    seq: r.try_get(0).map_err(db_error)?,
+                    time: r.try_get(1).map_err(db_error)?,
+                    record: r.try_get(2).map_err(db_error)?,
+                    prev_hash: r.try_get(3).map_err(db_error)?,
+                    hash: r.try_get(4).map_err(db_error)?,
+                    patients: r.try_get(5).map_err(db_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_audit_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        client
+            .execute(
+                "INSERT INTO audit_checkpoint (seq, hash, time, kid, signature) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (seq) DO NOTHING",
+                &[&cp.seq, &cp.hash, &cp.time, &cp.kid, &cp.signature],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let rows = client
+            .query(
+                "SELECT seq, hash, time, kid, signature FROM audit_checkpoint ORDER BY seq",
+                &[],
+            )
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Checkpoint {
+                    seq: r.try_get(0).map_err(db_error)?,
+                    hash: r.try_get(1).map_err(db_error)?,
+                    time: r.try_get(2).map_err(db_error)?,
+                    kid: r.try_get(3).map_err(db_error)?,
+                    signature: r.try_get(4).map_err(db_error)?,
+                })
+            })
+            .collect()
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>> {
         let client = self.pool.get().await.map_err(pool_error)?;
         let row = client
@@ -1158,6 +1281,10 @@ impl store::Tx for PostgresTx {
         rows: &[RelationshipRow],
     ) -> Result<()> {
         put_relationships(self.client()?, src_type, src_id, patient_id, rows).await
+    }
+
+    async fn append_audit(&mut self, records: &[NewAudit]) -> Result<Vec<i64>> {
+        append_audit(self.client()?, records).await
     }
 
     async fn relationships(

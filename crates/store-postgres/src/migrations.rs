@@ -133,4 +133,53 @@ CREATE INDEX relationship_org_patient ON relationship (org, patient_id);
 CREATE INDEX relationship_source ON relationship (src_type, src_id);
 "#,
     ),
+    (
+        5,
+        // The audit log (issue #5): append-only, hash-chained. `audit_head`
+        // is the chain's single head row: appending updates it (so appends
+        // serialise on its row lock, held only from the append to commit)
+        // and computes the next hash in the same statement. Triggers refuse
+        // UPDATE, DELETE and TRUNCATE of records; the chain is what catches
+        // someone who drops them.
+        r#"
+CREATE TABLE audit_log (
+    seq       BIGINT PRIMARY KEY,
+    time      BIGINT NOT NULL,
+    record    TEXT COLLATE "C" NOT NULL,
+    prev_hash TEXT COLLATE "C" NOT NULL,
+    hash      TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX audit_log_time ON audit_log (time);
+CREATE TABLE audit_patient (
+    patient_id TEXT COLLATE "C" NOT NULL,
+    seq        BIGINT NOT NULL,
+    PRIMARY KEY (patient_id, seq)
+);
+CREATE TABLE audit_head (
+    id   INT PRIMARY KEY CHECK (id = 1),
+    seq  BIGINT NOT NULL,
+    prev TEXT COLLATE "C" NOT NULL,
+    hash TEXT COLLATE "C" NOT NULL
+);
+INSERT INTO audit_head (id, seq, prev, hash) VALUES
+    (1, 0, '0000000000000000000000000000000000000000000000000000000000000000',
+           '0000000000000000000000000000000000000000000000000000000000000000');
+CREATE TABLE audit_checkpoint (
+    seq       BIGINT PRIMARY KEY,
+    hash      TEXT COLLATE "C" NOT NULL,
+    time      BIGINT NOT NULL,
+    kid       TEXT COLLATE "C" NOT NULL,
+    signature TEXT COLLATE "C" NOT NULL
+);
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit records are append-only';
+END
+$$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+"#,
+    ),
 ];

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use store::audit::{AuditQuery, AuditRow, Checkpoint, NewAudit};
 use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
     Filter, HistoryQuery, IndexRow, Key, NewVersion, ReadWithFacts, RelationshipRow, Result,
@@ -343,6 +344,86 @@ fn read_with_relationships(
         patient_id,
         relationships,
     }))
+}
+
+/// Appends audit records on the writer connection (inside its open
+/// transaction): each gets the next `seq` and its chain hash.
+fn append_audit(conn: &Connection, records: &[NewAudit]) -> Result<Vec<i64>> {
+    let head: Option<(i64, String)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .map_err(internal)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(internal)?;
+    let (mut seq, mut prev) = head.unwrap_or_else(|| (0, store::audit::GENESIS.to_owned()));
+    let mut out = Vec::with_capacity(records.len());
+    for rec in records {
+        seq += 1;
+        let hash = store::audit::chain_hash(&prev, seq, &rec.record);
+        conn.prepare_cached(
+            "INSERT INTO audit_log (seq, time, record, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(internal)?
+        .execute(params![seq, rec.time, rec.record, prev, hash])
+        .map_err(internal)?;
+        let mut patients: Vec<&String> = rec.patients.iter().collect();
+        patients.sort();
+        patients.dedup();
+        for p in patients {
+            conn.prepare_cached("INSERT INTO audit_patient (patient_id, seq) VALUES (?1, ?2)")
+                .map_err(internal)?
+                .execute(params![p, seq])
+                .map_err(internal)?;
+        }
+        out.push(seq);
+        prev = hash;
+    }
+    Ok(out)
+}
+
+/// `store::Store::audit_rows` on one connection.
+fn audit_rows(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+    let mut sql = String::from(
+        "SELECT a.seq, a.time, a.record, a.prev_hash, a.hash, \
+         (SELECT group_concat(p.patient_id, ' ') FROM audit_patient p WHERE p.seq = a.seq) \
+         FROM audit_log a WHERE 1 = 1",
+    );
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(p) = &q.patient {
+        args.push(p.clone().into());
+        sql.push_str(&format!(
+            " AND a.seq IN (SELECT p.seq FROM audit_patient p WHERE p.patient_id = ?{})",
+            args.len()
+        ));
+    }
+    for (value, cond) in [(q.from, ">="), (q.to, "<")] {
+        if let Some(t) = value {
+            args.push(t.into());
+            sql.push_str(&format!(" AND a.time {cond} ?{}", args.len()));
+        }
+    }
+    if let Some(after) = q.after {
+        args.push(after.into());
+        sql.push_str(&format!(" AND a.seq > ?{}", args.len()));
+    }
+    sql.push_str(&format!(" ORDER BY a.seq LIMIT {}", i64_of(q.limit)));
+    let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), |r| {
+            let patients: Option<String> = r.get(5)?;
+            Ok(AuditRow {
+                seq: r.get(0)?,
+                time: r.get(1)?,
+                record: r.get(2)?,
+                prev_hash: r.get(3)?,
+                hash: r.get(4)?,
+                patients: patients
+                    .map(|p| p.split(' ').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            })
+        })
+        .map_err(internal)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
 }
 
 /// `store::Tx::put_relationships` on the writer connection.
@@ -863,6 +944,51 @@ impl store::Store for SqliteStore {
         self.with_reader(|c| read_with_relationships(c, rtype, id, org, user))
     }
 
+    async fn append_audit(&self, records: &[NewAudit]) -> Result<Vec<i64>> {
+        let tx = self.begin().await?;
+        let seqs = append_audit(tx.conn()?, records)?;
+        store::Tx::commit(tx).await?;
+        Ok(seqs)
+    }
+
+    async fn audit_rows(&self, query: &AuditQuery) -> Result<Vec<AuditRow>> {
+        self.with_reader(|c| audit_rows(c, query))
+    }
+
+    async fn add_audit_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
+        let tx = self.begin().await?;
+        tx.conn()?
+            .execute(
+                "INSERT INTO audit_checkpoint (seq, hash, time, kid, signature) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (seq) DO NOTHING",
+                params![cp.seq, cp.hash, cp.time, cp.kid, cp.signature],
+            )
+            .map_err(internal)?;
+        store::Tx::commit(tx).await
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        self.with_reader(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT seq, hash, time, kid, signature FROM audit_checkpoint ORDER BY seq",
+                )
+                .map_err(internal)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Checkpoint {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                        time: r.get(2)?,
+                        kid: r.get(3)?,
+                        signature: r.get(4)?,
+                    })
+                })
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>> {
         self.with_reader(|c| {
             c.query_row(
@@ -1032,6 +1158,10 @@ impl store::Tx for SqliteTx {
         rows: &[RelationshipRow],
     ) -> Result<()> {
         put_relationships(self.conn()?, src_type, src_id, patient_id, rows)
+    }
+
+    async fn append_audit(&mut self, records: &[NewAudit]) -> Result<Vec<i64>> {
+        append_audit(self.conn()?, records)
     }
 
     async fn relationships(

@@ -125,4 +125,38 @@ CREATE INDEX relationship_org_patient ON relationship (org, patient_id);
 CREATE INDEX relationship_source ON relationship (src_type, src_id);
 "#,
     ),
+    (
+        5,
+        // The audit log (issue #5): append-only, hash-chained. `seq` is
+        // assigned by the appender (1, 2, 3, … with no gaps) under the
+        // single writer. Triggers refuse UPDATE and DELETE, so nothing
+        // through SQL changes a record by accident; the chain is what
+        // catches someone who drops them.
+        r#"
+CREATE TABLE audit_log (
+    seq       INTEGER PRIMARY KEY,
+    time      INTEGER NOT NULL,
+    record    TEXT    NOT NULL,
+    prev_hash TEXT    NOT NULL,
+    hash      TEXT    NOT NULL
+);
+CREATE INDEX audit_log_time ON audit_log (time);
+CREATE TABLE audit_patient (
+    patient_id TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (patient_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE audit_checkpoint (
+    seq       INTEGER PRIMARY KEY,
+    hash      TEXT    NOT NULL,
+    time      INTEGER NOT NULL,
+    kid       TEXT    NOT NULL,
+    signature TEXT    NOT NULL
+);
+CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+"#,
+    ),
 ];

@@ -20,6 +20,7 @@
 //!   replaced as a whole, in the caller's transaction: a reader sees the
 //!   old set or the new one, never a mix.
 
+pub mod audit;
 pub mod search;
 
 use std::future::Future;
@@ -337,6 +338,30 @@ pub trait Store: Clone + Send + Sync + 'static {
         user: Option<&str>,
     ) -> impl Future<Output = Result<Option<ReadWithFacts>>> + Send;
 
+    /// Appends audit records in a transaction of their own (for requests
+    /// that write nothing else: reads, searches, refusals) and returns their
+    /// sequence numbers once committed. See [`audit`] for the chain.
+    fn append_audit(
+        &self,
+        records: &[audit::NewAudit],
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+    /// Audit rows matching `query`, in ascending `seq` order, at most
+    /// `query.limit`.
+    fn audit_rows(
+        &self,
+        query: &audit::AuditQuery,
+    ) -> impl Future<Output = Result<Vec<audit::AuditRow>>> + Send;
+
+    /// Records a signed checkpoint of the audit chain.
+    fn add_audit_checkpoint(
+        &self,
+        checkpoint: &audit::Checkpoint,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every checkpoint, in ascending `seq` order.
+    fn audit_checkpoints(&self) -> impl Future<Output = Result<Vec<audit::Checkpoint>>> + Send;
+
     /// A value from the store's own settings table (e.g. the index version).
     fn setting(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
 
@@ -393,6 +418,13 @@ pub trait Tx: Send {
         patient_id: Option<&str>,
         rows: &[RelationshipRow],
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Appends audit records as part of this transaction: they commit with
+    /// its work or not at all. Returns their sequence numbers.
+    fn append_audit(
+        &mut self,
+        records: &[audit::NewAudit],
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
 
     /// [`Store::relationships`], as seen inside this transaction (its own
     /// writes included).
