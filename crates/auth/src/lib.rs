@@ -23,7 +23,7 @@ mod verify;
 
 pub use claims::{Identity, TokenClaims};
 pub use error::AuthError;
-pub use issuer::{IssuerKey, KEY_FILE_NAME};
+pub use issuer::{IssuerKey, KEY_FILE_NAME, verify_with_x};
 pub use jwks::jwks_from_file;
 pub use mapping::ClaimMapping;
 pub use verify::{

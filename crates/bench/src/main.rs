@@ -97,6 +97,17 @@ enum Cmd {
         #[arg(long, default_value_t = 200000)]
         decisions: usize,
     },
+    /// How fast `sharedcare audit verify` walks the audit chain: appends
+    /// records shaped like real ones, then verifies them.
+    AuditVerify {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        #[arg(long, env = "SHAREDCARE_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Records to append and verify.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+    },
 }
 
 struct BenchClock;
@@ -146,6 +157,36 @@ fn main() -> Result<(), String> {
             repeat,
             iterations,
         )),
+        Cmd::AuditVerify {
+            backend,
+            database_url,
+            records,
+        } => rt.block_on(async {
+            let run = format!("v{}", std::process::id());
+            match backend {
+                Backend::Sqlite => {
+                    let tmp = std::env::temp_dir().join(format!("sharedcare-bench-{run}"));
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    let store = store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(
+                        tmp.join("bench.db"),
+                    ))
+                    .map_err(|e| e.to_string())?;
+                    let out = audit_verify(&store, "sqlite", records).await;
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    out
+                }
+                Backend::Postgres => {
+                    let url = database_url
+                        .ok_or("postgres needs --database-url or SHAREDCARE_BENCH_DATABASE_URL")?;
+                    let mut c = store_postgres::PostgresConfig::new(url);
+                    c.schema = Some(format!("bench_{run}"));
+                    let store = store_postgres::PostgresStore::connect(c)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    audit_verify(&store, "postgres", records).await
+                }
+            }
+        }),
         Cmd::Access {
             backend,
             database_url,
@@ -184,6 +225,79 @@ fn main() -> Result<(), String> {
             })
         }
     }
+}
+
+/// Appends `n` audit records (realistic size: a GP reading one resource),
+/// then times `audit_log::verify` over them.
+async fn audit_verify<S: Store>(store: &S, backend: &str, n: usize) -> Result<(), String> {
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(1000);
+    for i in 0..n {
+        let rec = audit::AuditRecord {
+            time: 1_700_000_000_000_000 + i as i64,
+            request_id: format!("req-{i:012}"),
+            action: audit::Action::Read,
+            user: audit::AuditUser {
+                subject: "gp-0001".into(),
+                name: "Dr A Example".into(),
+                role: "gp".into(),
+                registration: Some("GMC:1234567".into()),
+                org: Some("B00001".into()),
+            },
+            client: None,
+            purpose_of_use: Some("TREAT".into()),
+            patients: vec![format!("p{}", i % 10_000)],
+            entities: vec![audit::AuditEntity {
+                rtype: "MedicationStatement".into(),
+                id: format!("m{i}"),
+                version: Some(1),
+                labels: vec![],
+            }],
+            decision: audit::Decision {
+                permit: true,
+                reasons: vec!["gp-registration".into()],
+            },
+            outcome: audit::Outcome::Success,
+            status: 200,
+            error_code: None,
+            break_glass: false,
+            search: None,
+        };
+        batch.push(store::audit::NewAudit {
+            time: rec.time,
+            patients: rec.patients.clone(),
+            record: rec.to_canonical_json(),
+        });
+        if batch.len() == 1000 || i + 1 == n {
+            store
+                .append_audit(&batch)
+                .await
+                .map_err(|e| e.to_string())?;
+            batch.clear();
+        }
+    }
+    eprintln!(
+        "appended {n} audit records in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let report = sharedcare_core::audit_log::verify(store, |_| true)
+        .await
+        .map_err(|e| e.to_string())?;
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(p) = report.problem {
+        return Err(format!("the fresh chain did not verify: {p}"));
+    }
+    let rate = report.records as f64 / secs;
+    println!(
+        "{}",
+        serde_json::json!({"bench": "audit-verify", "backend": backend, "records": report.records, "seconds": secs, "records_per_second": rate})
+    );
+    println!(
+        "| audit verify | {backend} | {} records | {secs:.2} s | {rate:.0} records/s |",
+        report.records
+    );
+    Ok(())
 }
 
 async fn ingest(

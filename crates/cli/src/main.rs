@@ -9,6 +9,7 @@
 //! This is the only place that constructs the real clock, the id generator
 //! and the key pair's random seed.
 
+mod audit_cmd;
 mod config;
 
 use std::process::ExitCode;
@@ -51,6 +52,27 @@ enum Command {
     /// Mint a token with this data directory's issuer key (the operator's
     /// tool: it can mint any role, including system clients).
     Token(Box<TokenArgs>),
+    /// The audit log: verify its hash chain, sign a checkpoint, export it.
+    Audit {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+enum AuditAction {
+    /// Walk the hash chain and the signed checkpoints; report the first
+    /// altered, deleted, inserted or reordered record and exit non-zero.
+    Verify,
+    /// Verify, then sign and store a checkpoint of the chain's head.
+    Checkpoint,
+    /// Write every record as NDJSON (to stdout, or to --output).
+    Export {
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -148,6 +170,9 @@ fn main() -> ExitCode {
         }),
         Command::Token(args) => {
             config::resolve(&args.server).and_then(|c| runtime.block_on(mint_command(&c, &args)))
+        }
+        Command::Audit { server, action } => {
+            config::resolve(&server).and_then(|c| runtime.block_on(audit_command(&c, action)))
         }
     };
     match result {
@@ -309,6 +334,54 @@ fn random_seed() -> [u8; 32] {
 
 /// The embedded issuer's key pair, created in the data directory at first
 /// start.
+/// `sharedcare audit …` on the configured store.
+async fn audit_command(c: &Config, action: AuditAction) -> Result<(), String> {
+    match &c.backend {
+        Backend::Sqlite { path } => {
+            if !path.exists() {
+                return Err(format!("no embedded store at {}", path.display()));
+            }
+            let store =
+                store_sqlite::SqliteStore::open(store_sqlite::SqliteConfig::new(path.clone()))
+                    .map_err(|e| format!("embedded store: {e}"))?;
+            audit_on(c, &store, action).await
+        }
+        Backend::Postgres { url } => {
+            let store = store_postgres::PostgresStore::connect(
+                store_postgres::PostgresConfig::new(url.clone()),
+            )
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+            audit_on(c, &store, action).await
+        }
+    }
+}
+
+async fn audit_on<S: Store>(c: &Config, store: &S, action: AuditAction) -> Result<(), String> {
+    let key = issuer_key(c)?;
+    match action {
+        AuditAction::Verify => audit_cmd::verify(store, &key).await,
+        AuditAction::Checkpoint => audit_cmd::checkpoint(store, &key, SystemClock.now()).await,
+        AuditAction::Export { output } => {
+            let n = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    audit_cmd::export(store, &mut w).await?
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut w = std::io::BufWriter::new(stdout.lock());
+                    audit_cmd::export(store, &mut w).await?
+                }
+            };
+            eprintln!("exported {n} audit records");
+            Ok(())
+        }
+    }
+}
+
 fn issuer_key(c: &Config) -> Result<auth::IssuerKey, String> {
     auth::IssuerKey::load_or_create(&c.data, random_seed)
         .map_err(|e| format!("the token issuer key in {}: {e}", c.data.display()))

@@ -12,6 +12,7 @@
 //!   this crate never reads the wall clock or a random source itself.
 
 pub mod access;
+pub mod audit_log;
 mod bundle;
 mod bundle_writer;
 pub mod capabilities;

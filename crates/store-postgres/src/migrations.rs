@@ -155,6 +155,7 @@ CREATE TABLE audit_patient (
     seq        BIGINT NOT NULL,
     PRIMARY KEY (patient_id, seq)
 );
+CREATE INDEX audit_patient_seq ON audit_patient (seq);
 CREATE TABLE audit_head (
     id   INT PRIMARY KEY CHECK (id = 1),
     seq  BIGINT NOT NULL,

@@ -146,6 +146,7 @@ CREATE TABLE audit_patient (
     seq        INTEGER NOT NULL,
     PRIMARY KEY (patient_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX audit_patient_seq ON audit_patient (seq);
 CREATE TABLE audit_checkpoint (
     seq       INTEGER PRIMARY KEY,
     hash      TEXT    NOT NULL,
