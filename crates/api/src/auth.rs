@@ -151,8 +151,16 @@ pub(crate) async fn authenticate<S: Store>(
     };
     match verifier.verify(token, now_secs(&st)) {
         Ok(identity) => {
+            let trail = req
+                .extensions()
+                .get::<sharedcare_core::trail::Trail>()
+                .cloned()
+                .unwrap_or_default();
+            if let Some(client) = &identity.client_id {
+                trail.state().client = Some(client.clone());
+            }
             req.extensions_mut()
-                .insert(Caller::new(principal(identity)));
+                .insert(Caller::with_trail(principal(identity), trail));
             next.run(req).await
         }
         Err(e) if e.is_token_rejection() => {

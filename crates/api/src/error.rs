@@ -53,11 +53,33 @@ impl IntoResponse for ApiError {
             tracing::error!(code = error.code(), "request failed");
         }
         let body = error.operation_outcome().to_string();
-        (
+        let reason = match &error {
+            CoreError::Forbidden { reason, .. } => Some(*reason),
+            CoreError::InEntry { source, .. } => match source.as_ref() {
+                CoreError::Forbidden { reason, .. } => Some(*reason),
+                _ => None,
+            },
+            _ => None,
+        };
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],
             body,
         )
-            .into_response()
+            .into_response();
+        // For the request's audit record (never sent to the client).
+        response.extensions_mut().insert(AuditNote {
+            code: error.code(),
+            reason,
+        });
+        response
     }
+}
+
+/// An error response's stable code and policy reason, for the audit
+/// record the API appends before the response leaves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuditNote {
+    pub code: &'static str,
+    pub reason: Option<&'static str>,
 }

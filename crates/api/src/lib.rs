@@ -40,6 +40,11 @@ pub struct ApiConfig {
     pub software_version: String,
     /// Who may call, and the embedded token issuer (if any).
     pub auth: Arc<auth::AuthConfig>,
+    /// Append an audit record for every request that writes nothing
+    /// (reads, searches, refusals). Always on in the server (the CLI has no
+    /// setting for it); the benchmark turns it off to measure what audit
+    /// costs. Writes audit inside their own transaction regardless.
+    pub audit_requests: bool,
 }
 
 impl Default for ApiConfig {
@@ -48,6 +53,7 @@ impl Default for ApiConfig {
             max_body_bytes: 16 * 1024 * 1024,
             software_version: "0.0.0".to_owned(),
             auth: Arc::new(auth::AuthConfig::deny_all()),
+            audit_requests: true,
         }
     }
 }
@@ -90,6 +96,10 @@ pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
             state.clone(),
             auth::authenticate::<S>,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit_request::<S>,
+        ))
         .route("/metadata", get(metadata::<S>))
         .route(
             "/.well-known/smart-configuration",
@@ -109,6 +119,73 @@ pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
 }
 
 // ----- cross-cutting -----
+
+/// Middleware around every authenticated FHIR route: opens the request's
+/// audit trail (the core records into it), and appends the request's one
+/// audit record before the response leaves, unless the core already
+/// appended it inside the request's write transaction. If the record
+/// cannot be written the response is replaced by a 503: nothing the
+/// request produced leaves unaudited.
+async fn audit_request<S: Store>(
+    State(st): St<S>,
+    mut req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let action = action_of(req.method(), req.uri().path());
+    let trail = sharedcare_core::trail::Trail::new(st.service.new_id(), action);
+    req.extensions_mut().insert(trail.clone());
+    let response = next.run(req).await;
+    if !st.config.audit_requests {
+        return response;
+    }
+    let note = response.extensions().get::<error::AuditNote>().copied();
+    let appended = st
+        .service
+        .append_request_audit(
+            &trail,
+            response.status().as_u16(),
+            note.map(|n| n.code),
+            note.and_then(|n| n.reason),
+        )
+        .await;
+    match appended {
+        Ok(()) => response,
+        Err(e) => {
+            tracing::error!(
+                code = e.code(),
+                "audit record not written; response withheld"
+            );
+            ApiError::Core(CoreError::AuditFailed).into_response()
+        }
+    }
+}
+
+/// The interaction a request is, from its method and path (under /fhir).
+fn action_of(method: &Method, path: &str) -> audit::Action {
+    use audit::Action;
+    let path = path.strip_prefix("/fhir").unwrap_or(path);
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if let Some(op) = parts.iter().find_map(|p| p.strip_prefix('$')) {
+        return match op {
+            "break-glass" => Action::BreakGlass,
+            other => Action::Operation(other.to_owned()),
+        };
+    }
+    let history = parts.contains(&"_history");
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", [_, _, "_history", _]) => Action::Vread,
+        ("GET", _) if history => Action::History,
+        ("GET", [_, _]) => Action::Read,
+        ("GET", _) => Action::Search,
+        ("POST", [_, "_search"]) | ("POST", ["_search"]) => Action::Search,
+        ("POST", []) => Action::Transaction,
+        ("POST", _) => Action::Create,
+        ("PUT", _) => Action::Update,
+        ("PATCH", _) => Action::Patch,
+        ("DELETE", _) => Action::Delete,
+        _ => Action::Read,
+    }
+}
 
 /// Logs route template, status and duration only (no ids, no query).
 async fn log_request(req: Request, next: Next) -> Response {

@@ -137,6 +137,7 @@ pub async fn reads<S: Store + Clone>(
     people: usize,
     observations: usize,
     reads: usize,
+    clients: usize,
 ) -> Result<(), String> {
     let service = Service::new(
         store.clone(),
@@ -237,7 +238,7 @@ pub async fn reads<S: Store + Clone>(
             100.0 * rate / baseline
         );
     }
-    http_reads(service, &keys).await
+    http_reads(service, &keys, clients.max(1)).await
 }
 
 /// Timed rounds per caller (after one untimed warm-up round).
@@ -246,64 +247,83 @@ const ROUNDS: usize = 3;
 /// The same reads over HTTP on loopback (one connection per request, two
 /// client threads), as a system client and as each role: the ratio a
 /// client sees.
-async fn http_reads<S: Store>(
+async fn http_reads<S: Store + Clone>(
     service: Service<S>,
     keys: &[(String, String)],
+    clients: usize,
 ) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = api::router(
-        service,
-        crate::bench_api_config(&format!("http://{addr}/fhir")),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let callers = [
-        (
-            "system client",
-            crate::bench_token_as(addr, "sys", "integration", None, None, "system/*.cruds"),
-        ),
-        (
-            "gp (registration)",
-            crate::bench_token_as(
-                addr,
-                "gp",
-                "gp",
-                Some("B00001"),
-                Some("GMC:1234567"),
-                "user/*.cruds",
+    // Two servers on the same store: one appends an audit record for every
+    // read (as the product does), one does not (to measure what audit
+    // costs).
+    let mut addrs = Vec::new();
+    for audit in [true, false] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut config = crate::bench_api_config(&format!("http://{addr}/fhir"));
+        config.audit_requests = audit;
+        let app = api::router(service.clone(), config);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addrs.push((audit, addr));
+    }
+    let who = |addr| {
+        [
+            (
+                "system client",
+                crate::bench_token_as(addr, "sys", "integration", None, None, "system/*.cruds"),
             ),
-        ),
-        (
-            "care-worker (episode, restricted view)",
-            crate::bench_token_as(
-                addr,
-                "cw",
-                "care-worker",
-                Some("B00002"),
-                None,
-                "user/*.cruds",
+            (
+                "gp (registration)",
+                crate::bench_token_as(
+                    addr,
+                    "gp",
+                    "gp",
+                    Some("B00001"),
+                    Some("GMC:1234567"),
+                    "user/*.cruds",
+                ),
             ),
-        ),
-    ];
+            (
+                "care-worker (episode, restricted view)",
+                crate::bench_token_as(
+                    addr,
+                    "cw",
+                    "care-worker",
+                    Some("B00002"),
+                    None,
+                    "user/*.cruds",
+                ),
+            ),
+        ]
+    };
+    // (label, audit on?, addr, token)
+    let mut runs = Vec::new();
+    for label_n in 0..3 {
+        for &(audit, addr) in &addrs {
+            if let Some((label, token)) = who(addr).get(label_n).cloned() {
+                runs.push((label, audit, addr, token));
+            }
+        }
+    }
     let paths: Arc<Vec<String>> = Arc::new(
         keys.iter()
             .map(|(t, id)| format!("/fhir/{t}/{id}"))
             .collect(),
     );
-    let mut stats = [(0.0f64, 0usize); 3];
+    let mut stats = vec![(0.0f64, 0usize); runs.len()];
     for round in 0..=ROUNDS {
-        for ((_, token), stat) in callers.iter().zip(stats.iter_mut()) {
+        for ((_, _, addr, token), stat) in runs.iter().zip(stats.iter_mut()) {
+            let addr = *addr;
             let started = Instant::now();
             let mut threads = Vec::new();
-            for half in 0..2usize {
+            for part in 0..clients {
                 let (paths, token) = (paths.clone(), token.clone());
                 threads.push(tokio::task::spawn_blocking(move || {
                     let mut ok = 0usize;
-                    for p in paths.iter().skip(half).step_by(2) {
+                    for p in paths.iter().skip(part).step_by(clients) {
                         if crate::get_as(addr, p, &token) == Ok(200) {
                             ok += 1;
                         }
@@ -322,16 +342,25 @@ async fn http_reads<S: Store>(
             stat.1 = ok;
         }
     }
-    let baseline = stats[0].0;
-    for ((label, _), &(rate, ok)) in callers.iter().zip(&stats) {
+    let rate_of = |label: &str, audit: bool| {
+        runs.iter()
+            .zip(&stats)
+            .find(|((l, a, _, _), _)| *l == label && *a == audit)
+            .map_or(0.0, |(_, s)| s.0)
+    };
+    for ((label, audit, _, _), &(rate, ok)) in runs.iter().zip(&stats) {
+        let system = rate_of("system client", *audit);
+        let unaudited = rate_of(label, false);
         println!(
             "{}",
-            json!({"bench": "authorised-read-http", "caller": label, "reads": paths.len(), "ok": ok, "rounds": ROUNDS, "reads_per_second": rate, "ratio_to_system_client": rate / baseline})
+            json!({"bench": "authorised-read-http", "caller": label, "audit": audit, "reads": paths.len(), "ok": ok, "rounds": ROUNDS, "reads_per_second": rate, "ratio_to_system_client": rate / system, "ratio_to_audit_off": rate / unaudited})
         );
         println!(
-            "| read over HTTP | {label} | {} reads ({ok} ok) | {rate:.0} reads/s | {:.0}% of system client |",
+            "| read over HTTP | {label} | audit {} | {} reads ({ok} ok) | {rate:.0} reads/s | {:.0}% of system client | {:.0}% of audit off |",
+            if *audit { "on" } else { "off" },
             paths.len(),
-            100.0 * rate / baseline
+            100.0 * rate / system,
+            100.0 * rate / unaudited
         );
     }
     Ok(())

@@ -96,6 +96,12 @@ enum Cmd {
         /// Policy decisions to time.
         #[arg(long, default_value_t = 200000)]
         decisions: usize,
+        /// HTTP client threads for the over-HTTP phase.
+        #[arg(long, default_value_t = 2)]
+        clients: usize,
+        /// SQLite: fsync the WAL at every commit (the server's default).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        durable: bool,
     },
     /// How fast `sharedcare audit verify` walks the audit chain: appends
     /// records shaped like real ones, then verifies them.
@@ -194,6 +200,8 @@ fn main() -> Result<(), String> {
             observations,
             reads,
             decisions,
+            clients,
+            durable,
         } => {
             access::decision(decisions);
             rt.block_on(async {
@@ -202,11 +210,11 @@ fn main() -> Result<(), String> {
                     Backend::Sqlite => {
                         let tmp = std::env::temp_dir().join(format!("sharedcare-bench-{run}"));
                         let _ = std::fs::remove_dir_all(&tmp);
-                        let store = store_sqlite::SqliteStore::open(
-                            store_sqlite::SqliteConfig::new(tmp.join("bench.db")),
-                        )
-                        .map_err(|e| e.to_string())?;
-                        let out = access::reads(store, people, observations, reads).await;
+                        let mut config = store_sqlite::SqliteConfig::new(tmp.join("bench.db"));
+                        config.durable = durable;
+                        let store =
+                            store_sqlite::SqliteStore::open(config).map_err(|e| e.to_string())?;
+                        let out = access::reads(store, people, observations, reads, clients).await;
                         let _ = std::fs::remove_dir_all(&tmp);
                         out
                     }
@@ -219,7 +227,7 @@ fn main() -> Result<(), String> {
                         let store = store_postgres::PostgresStore::connect(c)
                             .await
                             .map_err(|e| e.to_string())?;
-                        access::reads(store, people, observations, reads).await
+                        access::reads(store, people, observations, reads, clients).await
                     }
                 }
             })

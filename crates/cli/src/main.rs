@@ -262,6 +262,7 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
             max_body_bytes: c.max_body_bytes,
             software_version: env!("CARGO_PKG_VERSION").to_owned(),
             auth: Arc::new(auth),
+            audit_requests: true,
         },
     );
     if demo {

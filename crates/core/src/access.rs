@@ -17,34 +17,52 @@ use store::{SearchQuery, Store, StoredResource};
 
 use crate::Service;
 use crate::error::{CoreError, Result};
+use crate::trail::Trail;
 
 /// An authenticated caller: built by the API from a verified token, or by
 /// the server's own trusted tasks (demo loading, import) as a system client.
 #[derive(Debug, Clone)]
 pub struct Caller {
     principal: Principal,
+    trail: Trail,
 }
 
 impl Caller {
+    /// A caller with a trail of its own (tests, tools).
     pub fn new(principal: Principal) -> Caller {
-        Caller { principal }
+        Caller::with_trail(principal, Trail::default())
+    }
+
+    /// A caller recording into the request's `trail` (the API's).
+    pub fn with_trail(principal: Principal, trail: Trail) -> Caller {
+        trail.state().user = Some(audit::AuditUser {
+            subject: principal.subject.clone(),
+            name: principal.name.clone(),
+            role: principal.role.clone(),
+            registration: principal.registration.clone(),
+            org: principal.org.clone(),
+        });
+        Caller { principal, trail }
+    }
+
+    /// What this request has done so far, for its audit record.
+    pub fn trail(&self) -> &Trail {
+        &self.trail
     }
 
     /// A system client with every `system/` scope: for the server's own
     /// tasks (loading demo data, imports), never for a request.
     pub fn system(subject: &str, org: Option<&str>) -> Caller {
-        Caller {
-            principal: Principal {
-                subject: subject.to_owned(),
-                name: subject.to_owned(),
-                role: "integration".to_owned(),
-                org: org.map(str::to_owned),
-                registration: None,
-                patient: None,
-                related_person: None,
-                scopes: policy::scopes::parse("system/*.cruds"),
-            },
-        }
+        Caller::new(Principal {
+            subject: subject.to_owned(),
+            name: subject.to_owned(),
+            role: "integration".to_owned(),
+            org: org.map(str::to_owned),
+            registration: None,
+            patient: None,
+            related_person: None,
+            scopes: policy::scopes::parse("system/*.cruds"),
+        })
     }
 
     pub fn principal(&self) -> &Principal {
@@ -161,6 +179,15 @@ fn filter_of(c: Criterion) -> Option<Filter> {
     })
 }
 
+/// Records `r` in the caller's trail when it was `released`.
+pub(crate) fn note(caller: &Caller, r: &StoredResource, released: bool) {
+    if released {
+        caller
+            .trail()
+            .entity(&r.rtype, &r.id, Some(r.version), r.body.as_deref());
+    }
+}
+
 /// The body of an item `access` decides on, as it may leave: unchanged, cut
 /// to the view's elements (tagged `SUBSETTED`), or `None` when withheld.
 fn show(
@@ -217,6 +244,7 @@ impl<S: Store> Service<S> {
         types: Option<&[&str]>,
     ) -> Result<PatientAccess> {
         let p = caller.principal();
+        caller.trail().patient(patient);
         let role = self.policy.role_of(p).map_err(forbid)?;
         let relationships: Vec<policy::Relationship> = rows
             .into_iter()
@@ -297,11 +325,18 @@ impl<S: Store> Service<S> {
     }
 
     /// The body of `r` as `access` lets it leave, or `None` if withheld.
-    pub(crate) fn release(&self, access: &PatientAccess, r: &StoredResource) -> Option<String> {
+    pub(crate) fn release(
+        &self,
+        caller: &Caller,
+        access: &PatientAccess,
+        r: &StoredResource,
+    ) -> Option<String> {
         let body = r.body.as_deref()?;
         let value: Value = serde_json::from_str(body).ok()?;
         let patient = patient_of(&r.rtype, &r.id, &value);
-        show(access, &r.rtype, patient.as_deref(), body, value)
+        let shown = show(access, &r.rtype, patient.as_deref(), body, value);
+        note(caller, r, shown.is_some());
+        shown
     }
 
     /// Decides on one resource read with its facts
@@ -309,6 +344,21 @@ impl<S: Store> Service<S> {
     /// leave, or why not. The patient is the compartment stored with the
     /// version, the same one [`patient_of`] computes from the body.
     pub(crate) async fn decide_read(
+        &self,
+        caller: &Caller,
+        r: &StoredResource,
+        patient: Option<&str>,
+        relationships: Vec<store::RelationshipRow>,
+        perm: Permission,
+    ) -> Result<Option<String>> {
+        let out = self
+            .decide_read_inner(caller, r, patient, relationships, perm)
+            .await?;
+        note(caller, r, out.is_some());
+        Ok(out)
+    }
+
+    async fn decide_read_inner(
         &self,
         caller: &Caller,
         r: &StoredResource,
@@ -336,6 +386,17 @@ impl<S: Store> Service<S> {
     /// Decides on one stored resource for `caller` (reads of a single item,
     /// includes): the body that may leave, or why not.
     pub(crate) async fn decide_one(
+        &self,
+        caller: &Caller,
+        r: &StoredResource,
+        perm: Permission,
+    ) -> Result<Option<String>> {
+        let out = self.decide_one_inner(caller, r, perm).await?;
+        note(caller, r, out.is_some());
+        Ok(out)
+    }
+
+    async fn decide_one_inner(
         &self,
         caller: &Caller,
         r: &StoredResource,

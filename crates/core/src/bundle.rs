@@ -157,6 +157,7 @@ impl<S: Store> Service<S> {
     }
 
     async fn transaction(&self, caller: &Caller, map: Map<String, Value>) -> Result<String> {
+        caller.trail().default_action(audit::Action::Transaction);
         // Validate the whole Bundle (every entry's resource) before any write.
         let (map, _warnings) = resource::validate(map)?;
         let raw_entries = match map.get("entry") {
@@ -465,7 +466,7 @@ impl<S: Store> Service<S> {
             self.provenance(caller, &mut tx, &targets, activity, now)
                 .await?;
         }
-        tx.commit().await?;
+        self.commit_audited(caller, tx).await?;
 
         let mut w = BundleWriter::new(
             "transaction-response",
@@ -626,6 +627,8 @@ impl<S: Store> Service<S> {
     }
 
     async fn batch(&self, caller: &Caller, map: Map<String, Value>) -> Result<String> {
+        // One record for the whole batch, appended by the API at the end.
+        caller.trail().state().action = Some(audit::Action::Batch);
         let raw_entries = match map.get("entry") {
             Some(Value::Array(a)) => a.clone(),
             _ => vec![],

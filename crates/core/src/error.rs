@@ -58,6 +58,10 @@ pub enum CoreError {
     Unauthorized(String),
     #[error("the database is unavailable")]
     Unavailable,
+    /// The request's audit record could not be written, so the request
+    /// was not completed (nothing it would have returned left the server).
+    #[error("the request was not completed because its audit record could not be written")]
+    AuditFailed,
     #[error("internal error")]
     Internal,
 }
@@ -81,6 +85,7 @@ impl CoreError {
             CoreError::Forbidden { .. } => "SC-1401",
             CoreError::Unauthorized(_) => "SC-1402",
             CoreError::Unavailable => "SC-1901",
+            CoreError::AuditFailed => "SC-1902",
             CoreError::Internal => "SC-1900",
         }
     }
@@ -126,6 +131,7 @@ pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 /// | Conflict | 409 | conflict |
 /// | NotSupported | 400 | not-supported |
 /// | Unavailable | 503 | transient |
+/// | AuditFailed | 503 | transient |
 /// | Internal | 500 | exception |
 impl CoreError {
     pub fn http_status(&self) -> u16 {
@@ -141,7 +147,7 @@ impl CoreError {
             CoreError::NotSupported(_) => 400,
             CoreError::Forbidden { .. } => 403,
             CoreError::Unauthorized(_) => 401,
-            CoreError::Unavailable => 503,
+            CoreError::Unavailable | CoreError::AuditFailed => 503,
             CoreError::Internal | CoreError::InEntry { .. } => 500,
         }
     }
@@ -159,7 +165,7 @@ impl CoreError {
             CoreError::PreconditionFailed(_) => "multiple-matches",
             CoreError::Forbidden { .. } => "forbidden",
             CoreError::Unauthorized(_) => "login",
-            CoreError::Unavailable => "transient",
+            CoreError::Unavailable | CoreError::AuditFailed => "transient",
             CoreError::Internal | CoreError::InEntry { .. } => "exception",
         }
     }

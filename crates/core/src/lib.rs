@@ -17,10 +17,12 @@ mod bundle;
 mod bundle_writer;
 pub mod capabilities;
 pub mod error;
+mod group_commit;
 pub mod instant;
 pub mod query;
 pub mod resource;
 mod searching;
+pub mod trail;
 mod writing;
 
 use std::sync::Arc;
@@ -120,6 +122,7 @@ pub struct Service<S> {
     ids: Arc<dyn IdGenerator>,
     config: ServiceConfig,
     policy: Arc<Policy>,
+    audit_group: Arc<group_commit::GroupCommit>,
 }
 
 impl<S: Clone> Clone for Service<S> {
@@ -130,6 +133,7 @@ impl<S: Clone> Clone for Service<S> {
             ids: self.ids.clone(),
             config: self.config.clone(),
             policy: self.policy.clone(),
+            audit_group: self.audit_group.clone(),
         }
     }
 }
@@ -186,6 +190,7 @@ impl<S: Store> Service<S> {
             ids,
             config,
             policy: Arc::new(Policy::default()),
+            audit_group: Arc::default(),
         }
     }
 
@@ -193,6 +198,69 @@ impl<S: Store> Service<S> {
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = Arc::new(policy);
         self
+    }
+
+    /// Appends the request's audit record inside `tx` (so it commits with
+    /// the work or not at all), then commits. A batch's entries commit
+    /// one by one and its single record is appended by the API at the end.
+    pub(crate) async fn commit_audited(&self, caller: &Caller, mut tx: S::Tx) -> Result<()> {
+        let trail = caller.trail();
+        let batch = matches!(trail.state().action, Some(audit::Action::Batch));
+        if batch {
+            return Ok(tx.commit().await?);
+        }
+        let status = match trail.state().action {
+            Some(audit::Action::Create) => 201,
+            _ => 200,
+        };
+        let record = trail.record(self.clock.now(), status, None, None);
+        let seqs = tx
+            .append_audit(&[store::audit::NewAudit {
+                time: record.time,
+                patients: record.patients.clone(),
+                record: record.to_canonical_json(),
+            }])
+            .await?;
+        tx.commit().await?;
+        // A caller that lives longer than one request (the demo loader, an
+        // import) starts its next record afresh.
+        let mut state = trail.state();
+        state.appended = seqs.first().copied();
+        state.patients.clear();
+        state.entities.clear();
+        state.more_entities = 0;
+        state.search = None;
+        Ok(())
+    }
+
+    /// Appends the request's audit record in a transaction of its own,
+    /// unless one was already appended with the request's writes. The API
+    /// calls this for every request before the response leaves; an error
+    /// here must become the response.
+    pub async fn append_request_audit(
+        &self,
+        trail: &trail::Trail,
+        status: u16,
+        error_code: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        if trail.state().appended.is_some() {
+            return Ok(());
+        }
+        let record = trail.record(self.clock.now(), status, error_code, reason);
+        let seq = self
+            .audit_group
+            .append(
+                &self.store,
+                store::audit::NewAudit {
+                    time: record.time,
+                    patients: record.patients.clone(),
+                    record: record.to_canonical_json(),
+                },
+            )
+            .await?;
+        trail.state().appended = Some(seq);
+        Ok(())
     }
 
     pub fn policy(&self) -> &Policy {
@@ -283,6 +351,7 @@ impl<S: Store> Service<S> {
         body: &[u8],
         if_none_exist: Option<&str>,
     ) -> Result<WriteOutcome> {
+        caller.trail().default_action(audit::Action::Create);
         let (map, warnings) = self.parse_for(rtype, body)?;
         // Read the clock once the write lock is held, so that versions
         // commit in lastUpdated order (clients poll with _since).
@@ -315,7 +384,7 @@ impl<S: Store> Service<S> {
             .await?;
         self.provenance(caller, &mut tx, &[&resource], "CREATE", now)
             .await?;
-        tx.commit().await?;
+        self.commit_audited(caller, tx).await?;
         Ok(WriteOutcome {
             kind,
             resource,
@@ -435,6 +504,7 @@ impl<S: Store> Service<S> {
         body: &[u8],
         if_match: Option<u64>,
     ) -> Result<WriteOutcome> {
+        caller.trail().default_action(audit::Action::Update);
         check_id(id)?;
         let (map, warnings) = self.parse_for(rtype, body)?;
         check_body_id(&map, id)?;
@@ -452,7 +522,7 @@ impl<S: Store> Service<S> {
         };
         self.provenance(caller, &mut tx, &[&resource], activity, now)
             .await?;
-        tx.commit().await?;
+        self.commit_audited(caller, tx).await?;
         Ok(WriteOutcome {
             kind,
             resource,
@@ -469,6 +539,7 @@ impl<S: Store> Service<S> {
         body: &[u8],
         if_match: Option<u64>,
     ) -> Result<WriteOutcome> {
+        caller.trail().default_action(audit::Action::Update);
         self.require_system(caller, "conditional update")?;
         let (map, warnings) = self.parse_for(rtype, body)?;
         let criteria = self.conditional_criteria(rtype, query)?;
@@ -517,7 +588,7 @@ impl<S: Store> Service<S> {
         };
         self.provenance(caller, &mut tx, &[&resource], activity, now)
             .await?;
-        tx.commit().await?;
+        self.commit_audited(caller, tx).await?;
         Ok(WriteOutcome {
             kind,
             resource,
@@ -528,6 +599,7 @@ impl<S: Store> Service<S> {
     // ----- delete -----
 
     pub async fn delete(&self, caller: &Caller, rtype: &str, id: &str) -> Result<DeleteOutcome> {
+        caller.trail().default_action(audit::Action::Delete);
         check_type(rtype)?;
         check_id(id)?;
         // Read the clock once the write lock is held, so that versions
@@ -535,7 +607,7 @@ impl<S: Store> Service<S> {
         let mut tx = self.store.begin().await?;
         let now = self.clock.now();
         let out = self.delete_in(caller, &mut tx, rtype, id, now).await?;
-        tx.commit().await?;
+        self.commit_audited(caller, tx).await?;
         Ok(out)
     }
 
@@ -546,6 +618,7 @@ impl<S: Store> Service<S> {
         rtype: &str,
         query: &str,
     ) -> Result<DeleteOutcome> {
+        caller.trail().default_action(audit::Action::Delete);
         check_type(rtype)?;
         self.require_system(caller, "conditional delete")?;
         let criteria = self.conditional_criteria(rtype, query)?;
@@ -562,7 +635,7 @@ impl<S: Store> Service<S> {
                 ));
             }
         };
-        tx.commit().await?;
+        self.commit_audited(caller, tx).await?;
         Ok(out)
     }
 
@@ -662,11 +735,14 @@ impl<S: Store> Service<S> {
         for r in &rows {
             // Deletes have no body to decide on; they show as deletes.
             let body = match (&access, &r.body) {
-                (Some(a), Some(_)) => match self.release(a, r) {
+                (Some(a), Some(_)) => match self.release(caller, a, r) {
                     Some(b) => Some(b),
                     None => continue,
                 },
-                _ => r.body.clone(),
+                _ => {
+                    access::note(caller, r, true);
+                    r.body.clone()
+                }
             };
             let full_url = format!("{}/{}/{}", self.config.base_url, r.rtype, r.id);
             let etag = format!("W/\"{}\"", r.version);
@@ -822,6 +898,12 @@ impl<S: Store> Service<S> {
             tx.put_relationships(rtype, id, patient, &relationships)
                 .await?;
         }
+        if let Some(p) = &stamped.patient_id {
+            caller.trail().patient(p);
+        }
+        caller
+            .trail()
+            .entity(rtype, id, Some(version), Some(&stamped.body));
         tx.put(&NewVersion {
             rtype: rtype.to_owned(),
             id: id.to_owned(),
@@ -860,6 +942,10 @@ impl<S: Store> Service<S> {
                 self.check_delete(caller, rtype, id, old.as_ref()).await?;
                 tx.put_relationships(rtype, id, None, &[]).await?;
                 let version = c.version + 1;
+                if let Some(p) = old.as_ref().and_then(|v| access::patient_of(rtype, id, v)) {
+                    caller.trail().patient(&p);
+                }
+                caller.trail().entity(rtype, id, Some(version), None);
                 tx.put(&NewVersion {
                     rtype: rtype.to_owned(),
                     id: id.to_owned(),

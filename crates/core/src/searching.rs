@@ -801,6 +801,21 @@ impl<S: Store> Service<S> {
         people: &mut std::collections::HashMap<String, Option<PatientAccess>>,
         r: &StoredResource,
     ) -> Result<Option<String>> {
+        let out = self.released_inner(caller, scope, people, r).await?;
+        // `release` notes what it lets out; the other branches here.
+        if matches!(scope, Scope::System) || !is_person_type(&r.rtype) {
+            crate::access::note(caller, r, out.is_some());
+        }
+        Ok(out)
+    }
+
+    async fn released_inner(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+        people: &mut std::collections::HashMap<String, Option<PatientAccess>>,
+        r: &StoredResource,
+    ) -> Result<Option<String>> {
         let Some(body) = r.body.as_deref() else {
             return Ok(None);
         };
@@ -812,7 +827,7 @@ impl<S: Store> Service<S> {
                 .unlinked(p, &r.rtype, Permission::Read)
                 .is_ok()
                 .then(|| body.to_owned())),
-            Scope::Person(access) => Ok(self.release(access, r)),
+            Scope::Person(access) => Ok(self.release(caller, access, r)),
             Scope::Directory | Scope::Population => {
                 let value: serde_json::Value =
                     serde_json::from_str(body).map_err(|_| CoreError::Internal)?;
@@ -831,7 +846,7 @@ impl<S: Store> Service<S> {
                 Ok(people
                     .get(&person)
                     .and_then(Option::as_ref)
-                    .and_then(|a| self.release(a, r)))
+                    .and_then(|a| self.release(caller, a, r)))
             }
         }
     }
@@ -1037,8 +1052,11 @@ impl<S: Store> Service<S> {
             .iter()
             .map(|r| {
                 let body = match &access {
-                    None => r.body.clone(),
-                    Some(a) => self.release(a, r),
+                    None => {
+                        crate::access::note(caller, r, r.body.is_some());
+                        r.body.clone()
+                    }
+                    Some(a) => self.release(caller, a, r),
                 };
                 (r, body)
             })

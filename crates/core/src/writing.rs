@@ -320,6 +320,7 @@ impl<S: Store> Service<S> {
         reason: &str,
         text: &str,
     ) -> Result<Micros> {
+        caller.trail().default_action(audit::Action::BreakGlass);
         crate::check_id(patient)?;
         let p = caller.principal();
         self.policy.may_break_glass(p).map_err(forbid)?;
@@ -369,7 +370,7 @@ impl<S: Store> Service<S> {
             }],
         )
         .await?;
-        tx.commit().await?;
+        self.commit_audited(caller, tx).await?;
         // A security event: no personal data (ids are opaque).
         tracing::warn!(
             target: "security",

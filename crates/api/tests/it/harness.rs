@@ -32,7 +32,7 @@ pub struct TestApp {
     _dir: Option<TempDir>,
 }
 
-fn service<S: store::Store>(store: S) -> Service<S> {
+pub fn service<S: store::Store>(store: S) -> Service<S> {
     Service::new(
         store,
         Arc::new(StepClock(AtomicI64::new(1_767_225_600_000_000))),
@@ -136,6 +136,7 @@ pub fn config() -> api::ApiConfig {
             }],
             3600,
         )),
+        audit_requests: true,
     }
 }
 
@@ -214,6 +215,14 @@ impl Resp {
 }
 
 impl TestApp {
+    pub fn new(name: &'static str, app: Router) -> TestApp {
+        TestApp {
+            name,
+            app,
+            _dir: None,
+        }
+    }
+
     pub async fn call(
         &self,
         method: &str,

@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod audit;
 mod bundles;
 mod harness;
 mod rest;
