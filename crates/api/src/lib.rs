@@ -88,6 +88,7 @@ pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
         )
         .route("/{rtype}/{id}/$validate", post(validate_instance::<S>))
         .route("/{rtype}/{id}/$everything", get(everything::<S>))
+        .route("/{rtype}/{id}/$access-log", get(access_log::<S>))
         .route("/{rtype}/{id}/$break-glass", post(break_glass::<S>))
         .route("/{rtype}/{id}/{ctype}", get(compartment::<S>))
         .route("/{rtype}/{id}/_history", get(history_instance::<S>))
@@ -693,11 +694,33 @@ async fn search<S: Store>(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
+    if rtype == "AuditEvent" {
+        // The audit log, not stored resources.
+        return Ok(bundle_response(
+            st.service.audit_events(&caller, &pairs(&q)?).await?,
+            &[],
+        ));
+    }
     let (body, ignored) = st
         .service
         .search(&caller, &rtype, &pairs(&q)?, prefer(&headers).lenient)
         .await?;
     Ok(bundle_response(body, &ignored))
+}
+
+/// `GET Patient/[id]/$access-log`: who looked at my record.
+async fn access_log<S: Store>(
+    State(st): St<S>,
+    Extension(caller): Extension<Caller>,
+    Path((rtype, id)): Path<(String, String)>,
+) -> ApiResult {
+    if rtype != "Patient" {
+        return Err(ApiError::Core(CoreError::NotSupported(
+            "$access-log is supported on Patient only".to_owned(),
+        )));
+    }
+    let body = st.service.access_log(&caller, &id).await?;
+    Ok(fhir_response(StatusCode::OK, body, vec![]))
 }
 
 async fn search_post<S: Store>(
@@ -716,6 +739,12 @@ async fn search_post<S: Store>(
     })?;
     let mut all = pairs(&q)?;
     all.extend(query::parse_query_string(form)?);
+    if rtype == "AuditEvent" {
+        return Ok(bundle_response(
+            st.service.audit_events(&caller, &all).await?,
+            &[],
+        ));
+    }
     let (body, ignored) = st
         .service
         .search(&caller, &rtype, &all, prefer(&headers).lenient)

@@ -689,7 +689,7 @@ Try (in another terminal, after the exports above):
   curl -s -H "Authorization: Bearer $GP" '{base}/Patient/{p}/$everything'
   # The care worker sees "appropriate information" only (no clinical notes)
   curl -s -H "Authorization: Bearer $CARE" '{base}/Patient/{p}/$everything'
-  curl -s -H "Authorization: Bearer $CARE" '{base}/Observation?patient={p}'   # 403: not in their view
+  curl -s -H "Authorization: Bearer $CARE" '{base}/Observation?patient={p}'   # vital signs only: her lab results are not in their view
   # A hospital with no relationship is refused, and offered break-glass
   curl -s -H "Authorization: Bearer $HOSP" '{base}/Patient/{p}'
   curl -s -X POST -H "Authorization: Bearer $HOSP" -H 'Content-Type: application/fhir+json' '{base}/Patient/{p}/$break-glass' \
@@ -697,6 +697,12 @@ Try (in another terminal, after the exports above):
   # Margaret sees her own record; the data controller sees no clinical content
   curl -s -H "Authorization: Bearer $PATIENT" '{base}/Condition'
   curl -s -H "Authorization: Bearer $DC" '{base}/Patient/{p}'                  # 403
+  # Margaret sees who looked at her record; her practice's data controller sees the audit
+  curl -s -H "Authorization: Bearer $PATIENT" '{base}/Patient/{p}/$access-log'
+  curl -s -H "Authorization: Bearer $DC" '{base}/AuditEvent?patient={p}'
+  # Every request above is in the hash-chained audit log:
+  #   cargo run --release -- audit verify
+  #   cargo run --release -- audit export | tail -3
   # No token, a bad token: 401 with WWW-Authenticate
   curl -si '{base}/Patient/{p}' | head -n 1
   # More tokens: sharedcare token --sub u1 --name 'A Nurse' --role community-clinician --org Y00003 --registration NMC:12A3456B

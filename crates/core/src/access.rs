@@ -296,6 +296,11 @@ impl<S: Store> Service<S> {
             proxy_levels: &proxy_levels,
         };
         let mut access = self.policy.patient_access(p, &facts, now).map_err(forbid)?;
+        if access.basis == policy::Basis::BreakGlass {
+            let mut t = caller.trail().state();
+            t.break_glass = true;
+            t.purpose_of_use = Some("BTG".to_owned());
+        }
         let wanted = |t: &str| types.is_none_or(|ts| ts.contains(&t));
         for q in access
             .pending_latest()

@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod audit_log;
+mod audit_views;
 mod bundle;
 mod bundle_writer;
 pub mod capabilities;
@@ -852,6 +853,7 @@ impl<S: Store> Service<S> {
         fresh: bool,
         now: Micros,
     ) -> Result<(WriteKind, Resource)> {
+        refuse_audit_write(rtype)?;
         // A server-assigned id is new by construction: skip the lookup (the
         // store still refuses a duplicate version 1).
         let current = if fresh {
@@ -935,6 +937,7 @@ impl<S: Store> Service<S> {
         id: &str,
         now: Micros,
     ) -> Result<DeleteOutcome> {
+        refuse_audit_write(rtype)?;
         match tx.current(rtype, id).await? {
             Some(c) if !c.deleted => {
                 let old: Option<Value> =
@@ -971,6 +974,19 @@ impl<S: Store> Service<S> {
             _ => Ok(DeleteOutcome::NothingToDelete),
         }
     }
+}
+
+/// AuditEvents are the audit log's: written by the server, never through
+/// the API.
+fn refuse_audit_write(rtype: &str) -> Result<()> {
+    if rtype == "AuditEvent" {
+        return Err(CoreError::Forbidden {
+            reason: "audit-append-only",
+            message: "audit records are written by the server only".to_owned(),
+            break_glass: false,
+        });
+    }
+    Ok(())
 }
 
 enum Matches {

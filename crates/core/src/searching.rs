@@ -310,6 +310,7 @@ impl<S: Store> Service<S> {
         lenient: bool,
     ) -> Result<(String, Vec<String>)> {
         check_type(rtype)?;
+        note_search(caller, rtype, params);
         let path = format!("{}/{rtype}", self.config.base_url);
         self.search_with(caller, rtype, params, lenient, None, &path, &[])
             .await
@@ -1106,6 +1107,19 @@ impl<S: Store> Service<S> {
 /// matches on their own page) or another patient's (and never included).
 fn belongs_to_no_patient(r: &StoredResource) -> bool {
     r.rtype != "Patient" && search::registry().compartment_params(&r.rtype).is_empty()
+}
+
+/// Records the search's type and parameter names (never their values) in
+/// the caller's trail.
+fn note_search(caller: &Caller, rtype: &str, params: &[(String, String)]) {
+    let mut names: Vec<String> = params.iter().map(|(k, _)| k.clone()).collect();
+    names.sort();
+    names.dedup();
+    caller.trail().state().search = Some(audit::AuditSearch {
+        rtype: rtype.to_owned(),
+        params: names,
+        total: 0,
+    });
 }
 
 #[cfg(test)]

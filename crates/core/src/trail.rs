@@ -129,7 +129,10 @@ impl Trail {
             status,
             error_code: error_code.map(str::to_owned),
             break_glass: s.break_glass,
-            search: s.search.clone(),
+            search: s.search.clone().map(|mut q| {
+                q.total = s.entities.len() as u64 + s.more_entities;
+                q
+            }),
         }
     }
 }

@@ -321,6 +321,17 @@ impl<S: Store> Service<S> {
         text: &str,
     ) -> Result<Micros> {
         caller.trail().default_action(audit::Action::BreakGlass);
+        {
+            let mut t = caller.trail().state();
+            t.break_glass = true;
+            // Only a known code: the field must never carry free text.
+            if policy::BREAK_GLASS_REASONS.contains(&reason) {
+                t.purpose_of_use = Some(reason.to_owned());
+            }
+            if crate::check_id(patient).is_ok() {
+                t.patients.insert(patient.to_owned());
+            }
+        }
         crate::check_id(patient)?;
         let p = caller.principal();
         self.policy.may_break_glass(p).map_err(forbid)?;

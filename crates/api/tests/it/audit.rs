@@ -242,3 +242,262 @@ async fn a_request_whose_audit_cannot_be_written_fails_and_changes_nothing() {
         assert_eq!(raw.rows().await.len(), 1, "{}", t.name);
     }
 }
+
+fn bearer(who: &Who) -> String {
+    format!("Bearer {}", token(who))
+}
+
+async fn get_as(t: &TestApp, who: &str, uri: &str) -> crate::harness::Resp {
+    t.call("GET", uri, &[("authorization", who)], None).await
+}
+
+/// A scripted day in a person's record: what the person's access log says
+/// is exactly what the audit holds, and who may read either.
+#[tokio::test]
+async fn a_persons_access_log_matches_the_audit() {
+    const ODS: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+    for (t, _raw, _dir) in apps().await {
+        let setup = [
+            (
+                "/fhir/Patient/p1",
+                serde_json::json!({"resourceType": "Patient", "id": "p1",
+                    "generalPractitioner": [{"identifier": {"system": ODS, "value": "A81001"}}]}),
+            ),
+            (
+                "/fhir/EpisodeOfCare/eoc1",
+                serde_json::json!({"resourceType": "EpisodeOfCare", "id": "eoc1", "status": "active",
+                    "patient": {"reference": "Patient/p1"},
+                    "managingOrganization": {"identifier": {"system": ODS, "value": "CH001"}}}),
+            ),
+            (
+                "/fhir/MedicationStatement/m1",
+                serde_json::json!({"resourceType": "MedicationStatement", "id": "m1", "status": "active",
+                    "subject": {"reference": "Patient/p1"},
+                    "medicationCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "322236009"}]}}),
+            ),
+        ];
+        for (uri, body) in &setup {
+            let r = t.put(uri, &body.to_string()).await;
+            assert!(r.status.is_success(), "{}: {uri}: {}", t.name, r.text);
+        }
+        let gp = bearer(&Who {
+            sub: "dr-gp",
+            role: "gp",
+            org: Some("A81001"),
+            registration: Some("GMC:1234567"),
+            scope: "user/*.cruds",
+            ..Who::default()
+        });
+        let care = bearer(&Who {
+            sub: "cw-1",
+            role: "care-worker",
+            org: Some("CH001"),
+            scope: "user/*.cruds",
+            ..Who::default()
+        });
+        let hosp = bearer(&Who {
+            sub: "dr-h",
+            role: "hospital-clinician",
+            org: Some("RXX01"),
+            registration: Some("GMC:7654321"),
+            scope: "user/*.cruds",
+            ..Who::default()
+        });
+        let patient = bearer(&Who {
+            sub: "p1-self",
+            role: "patient",
+            patient: Some("p1"),
+            scope: "patient/*.rs",
+            ..Who::default()
+        });
+        let other_patient = bearer(&Who {
+            sub: "p2-self",
+            role: "patient",
+            patient: Some("p2"),
+            scope: "patient/*.rs",
+            ..Who::default()
+        });
+        let dc = bearer(&Who {
+            sub: "dc-a",
+            role: "data-controller",
+            org: Some("A81001"),
+            scope: "user/*.rs",
+            ..Who::default()
+        });
+        let other_dc = bearer(&Who {
+            sub: "dc-b",
+            role: "data-controller",
+            org: Some("A81002"),
+            scope: "user/*.rs",
+            ..Who::default()
+        });
+
+        // The day.
+        assert_eq!(
+            get_as(&t, &gp, "/fhir/MedicationStatement/m1").await.status,
+            200,
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            get_as(&t, &care, "/fhir/Patient/p1").await.status,
+            200,
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            get_as(&t, &hosp, "/fhir/Patient/p1").await.status,
+            403,
+            "{}",
+            t.name
+        );
+        let r = t
+            .call(
+                "POST",
+                "/fhir/Patient/p1/$break-glass",
+                &[("authorization", hosp.as_str())],
+                Some(r#"{"resourceType":"Parameters","parameter":[{"name":"reason","valueCode":"ETREAT"},{"name":"reasonText","valueString":"unconscious in A&E"}]}"#),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}: {}", t.name, r.text);
+        assert_eq!(
+            get_as(&t, &hosp, "/fhir/MedicationStatement/m1")
+                .await
+                .status,
+            200,
+            "{}",
+            t.name
+        );
+
+        // The person's list, newest first.
+        let r = get_as(&t, &patient, "/fhir/Patient/p1/$access-log").await;
+        assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+        let log = r.json();
+        let part = |entry: &Value, name: &str| -> Value {
+            entry["part"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| {
+                    p.as_object()
+                        .unwrap()
+                        .iter()
+                        .find(|(k, _)| k.starts_with("value"))
+                        .unwrap()
+                        .1
+                        .clone()
+                })
+                .unwrap_or(Value::Null)
+        };
+        let entries = log["parameter"].as_array().unwrap();
+        let summary: Vec<(String, Value, bool, bool)> = entries
+            .iter()
+            .take(5)
+            .map(|e| {
+                (
+                    part(e, "role").as_str().unwrap().to_owned(),
+                    part(e, "organisation")["value"].clone(),
+                    part(e, "breakGlass").as_bool().unwrap(),
+                    part(e, "refused").as_bool().unwrap(),
+                )
+            })
+            .collect();
+        let org = |s: &str| Value::String(s.to_owned());
+        assert_eq!(
+            summary,
+            [
+                ("Hospital clinician".to_owned(), org("RXX01"), true, false),
+                ("Hospital clinician".to_owned(), org("RXX01"), true, false),
+                ("Hospital clinician".to_owned(), org("RXX01"), false, true),
+                (
+                    "Care worker (non-clinical)".to_owned(),
+                    org("CH001"),
+                    false,
+                    false
+                ),
+                ("GP".to_owned(), org("A81001"), false, false),
+            ],
+            "{}: {}",
+            t.name,
+            r.text
+        );
+        assert!(
+            part(&entries[0], "summary")
+                .as_str()
+                .unwrap()
+                .contains("emergency access"),
+            "{}",
+            t.name
+        );
+        assert!(
+            !r.text.contains("dr-h") && !r.text.contains("Test dr-h"),
+            "no staff names"
+        );
+
+        // The data controller's audit of the same person: one AuditEvent
+        // per record naming them, the same as the person's list (which now
+        // also holds the list request itself).
+        let r = get_as(&t, &dc, "/fhir/AuditEvent?patient=p1&_count=1000").await;
+        assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+        let events = r.json()["entry"].as_array().cloned().unwrap_or_default();
+        assert_eq!(events.len(), entries.len() + 1, "{}", t.name);
+        let last = &events[events.len() - 2]["resource"];
+        assert_eq!(last["resourceType"], "AuditEvent");
+        assert_eq!(last["outcome"], "0");
+        assert!(
+            last["purposeOfEvent"].to_string().contains("BTG"),
+            "{}: {last}",
+            t.name
+        );
+        let times: Vec<&str> = events
+            .iter()
+            .take(entries.len())
+            .map(|e| e["resource"]["recorded"].as_str().unwrap())
+            .collect();
+        let listed: Vec<String> = entries
+            .iter()
+            .rev()
+            .map(|e| part(e, "when").as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(times, listed, "{}: same accesses, same times", t.name);
+        // Filters.
+        let r = get_as(&t, &dc, "/fhir/AuditEvent?patient=p1&agent=RXX01&outcome=4").await;
+        assert_eq!(
+            r.json()["entry"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            t.name
+        );
+        let r = get_as(&t, &dc, "/fhir/AuditEvent?patient=p1&_count=2").await;
+        assert!(r.text.contains("\"next\""), "{}: paged", t.name);
+
+        // Who may not.
+        for (who, uri) in [
+            (&other_dc, "/fhir/AuditEvent?patient=p1"),
+            (&gp, "/fhir/AuditEvent?patient=p1"),
+            (&patient, "/fhir/AuditEvent?patient=p1"),
+            (&other_patient, "/fhir/Patient/p1/$access-log"),
+            (&gp, "/fhir/Patient/p1/$access-log"),
+        ] {
+            let r = get_as(&t, who, uri).await;
+            assert_eq!(r.status, 403, "{}: {uri}: {}", t.name, r.text);
+        }
+        assert_eq!(
+            get_as(&t, &dc, "/fhir/AuditEvent?patient=p1&name=x")
+                .await
+                .status,
+            400,
+            "{}: unknown parameter",
+            t.name
+        );
+        // Nobody writes an AuditEvent through the API.
+        let r = t
+            .put(
+                "/fhir/AuditEvent/x",
+                r#"{"resourceType":"AuditEvent","id":"x","type":{"code":"rest"},"recorded":"2026-01-01T00:00:00Z","agent":[{"requestor":true}],"source":{"observer":{"display":"x"}}}"#,
+            )
+            .await;
+        assert_eq!(r.status, 403, "{}: {}", t.name, r.text);
+    }
+}

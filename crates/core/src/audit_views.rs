@@ -1,0 +1,366 @@
+//! Reading the audit log through the API: FHIR `AuditEvent` search for a
+//! patient's data controller (and system clients granted `AuditEvent`),
+//! and a person's own "who looked at my record" list (`$access-log`).
+//!
+//! Invariants:
+//! - Nobody reads audit records without a decision here: a data controller
+//!   only for patients registered with their own practice; a patient only
+//!   their own; a proxy only for the person their active proxy Consent
+//!   names; a system client only with an `AuditEvent` read scope. Everyone
+//!   else is refused (403), whatever their clinical access.
+//! - A person's list names organisations and roles, never staff names.
+
+use policy::{Permission, RoleKind};
+use serde_json::{Value, json};
+use store::Store;
+use store::audit::{AuditQuery, AuditRow};
+
+use crate::access::{Caller, forbid};
+use crate::bundle_writer::BundleWriter;
+use crate::error::{CoreError, Result};
+use crate::{Service, instant};
+
+/// Most records one page returns.
+const MAX_PAGE: usize = 1_000;
+const DEFAULT_PAGE: usize = 100;
+
+fn refuse(message: &str) -> CoreError {
+    CoreError::Forbidden {
+        reason: "audit-access",
+        message: message.to_owned(),
+        break_glass: false,
+    }
+}
+
+/// The AuditEvent search a request asked for.
+#[derive(Debug, Default)]
+struct Criteria {
+    patient: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    agent: Option<String>,
+    entity: Option<String>,
+    outcome: Option<String>,
+    after: Option<i64>,
+    count: usize,
+}
+
+fn parse(params: &[(String, String)]) -> Result<Criteria> {
+    let mut c = Criteria {
+        count: DEFAULT_PAGE,
+        ..Default::default()
+    };
+    let bad = |m: String| CoreError::BadRequest(m);
+    for (k, v) in params {
+        match k.as_str() {
+            "patient" => {
+                let id = v.strip_prefix("Patient/").unwrap_or(v);
+                crate::check_id(id)?;
+                c.patient = Some(id.to_owned());
+            }
+            "date" => {
+                let (prefix, value) = match v.get(..2) {
+                    Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, v.get(2..).unwrap_or("")),
+                    _ => ("eq", v.as_str()),
+                };
+                let (low, high) = search::parse_date_range(value)
+                    .ok_or_else(|| bad(format!("date: '{value}' is not a FHIR date")))?;
+                match prefix {
+                    "ge" => c.from = Some(low),
+                    "gt" => c.from = Some(high + 1),
+                    "le" => c.to = Some(high + 1),
+                    "lt" => c.to = Some(low),
+                    _ => {
+                        c.from = Some(low);
+                        c.to = Some(high + 1);
+                    }
+                }
+            }
+            "agent" => c.agent = Some(v.clone()),
+            "entity" => c.entity = Some(v.clone()),
+            "outcome" => {
+                if !matches!(v.as_str(), "0" | "4" | "8" | "12") {
+                    return Err(bad("outcome must be 0, 4, 8 or 12".to_owned()));
+                }
+                c.outcome = Some(v.clone());
+            }
+            "_count" => {
+                c.count = v
+                    .parse::<usize>()
+                    .map_err(|_| bad("_count must be a number".to_owned()))?
+                    .clamp(1, MAX_PAGE);
+            }
+            "_after" => {
+                c.after = Some(
+                    v.parse::<i64>()
+                        .map_err(|_| bad("_after must be a record number".to_owned()))?,
+                );
+            }
+            other => return Err(CoreError::UnknownParameter(other.to_owned())),
+        }
+    }
+    Ok(c)
+}
+
+impl<S: Store> Service<S> {
+    /// May `caller` read the audit of `patient`? A data controller of the
+    /// practice the person is registered with, or a system client with an
+    /// `AuditEvent` read scope.
+    async fn audit_reader(&self, caller: &Caller, patient: Option<&str>) -> Result<()> {
+        let p = caller.principal();
+        let role = self.policy.role_of(p).map_err(forbid)?;
+        match role.kind {
+            RoleKind::Integration => self
+                .policy
+                .unlinked(p, "AuditEvent", Permission::Read)
+                .map_err(forbid),
+            RoleKind::DataController => {
+                let Some(patient) = patient else {
+                    return Err(CoreError::BadRequest(
+                        "a data controller's AuditEvent search must name a patient".to_owned(),
+                    ));
+                };
+                let Some(org) = p.org.as_deref() else {
+                    return Err(refuse("a data controller needs an organisation"));
+                };
+                caller.trail().patient(patient);
+                let rows = self.store.relationships(patient, Some(org), None).await?;
+                let registered = rows.iter().any(|r| {
+                    r.org == org && r.kind == store::relationship::GP_REGISTRATION && r.active
+                });
+                if registered {
+                    Ok(())
+                } else {
+                    Err(refuse(
+                        "the audit of this person is for the data controller of the practice they are registered with",
+                    ))
+                }
+            }
+            _ => Err(refuse(
+                "audit records are for the person's data controller and for audit roles",
+            )),
+        }
+    }
+
+    /// `GET AuditEvent?patient=&date=&agent=&entity=&outcome=&_count=`:
+    /// a searchset of IHE BALP AuditEvents, oldest first, with a `next`
+    /// link while more remain.
+    pub async fn audit_events(
+        &self,
+        caller: &Caller,
+        params: &[(String, String)],
+    ) -> Result<String> {
+        let c = parse(params)?;
+        self.audit_reader(caller, c.patient.as_deref()).await?;
+        // Filters the store does not index are applied to each page; walk
+        // pages until one page of matches is full or the log ends.
+        let mut out: Vec<(AuditRow, audit::AuditRecord)> = Vec::new();
+        let mut after = c.after;
+        let mut more = false;
+        'pages: loop {
+            let rows = self
+                .store
+                .audit_rows(&AuditQuery {
+                    patient: c.patient.clone(),
+                    from: c.from,
+                    to: c.to,
+                    after,
+                    limit: MAX_PAGE,
+                })
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.seq);
+            let full_page = rows.len() == MAX_PAGE;
+            for row in rows {
+                let Ok(record) = audit::AuditRecord::from_json(&row.record) else {
+                    tracing::error!(seq = row.seq, "unreadable audit record");
+                    return Err(CoreError::Internal);
+                };
+                if !matches(&c, &record) {
+                    continue;
+                }
+                if out.len() == c.count {
+                    more = true;
+                    break 'pages;
+                }
+                out.push((row, record));
+            }
+            if !full_page {
+                break;
+            }
+        }
+        let now = self.clock.now();
+        let mut w = BundleWriter::new("searchset", &self.ids.new_id(), &instant::to_instant(now));
+        let base = format!("{}/AuditEvent", self.config.base_url);
+        let mut query: Vec<String> = params
+            .iter()
+            .filter(|(k, _)| k != "_after")
+            .map(|(k, v)| format!("{k}={}", url_escape(v)))
+            .collect();
+        let this = format!("{base}?{}", query.join("&"));
+        let next = match (more, out.last()) {
+            (true, Some((row, _))) => {
+                query.push(format!("_after={}", row.seq));
+                Some(format!("{base}?{}", query.join("&")))
+            }
+            _ => None,
+        };
+        let mut links = vec![("self", this.as_str())];
+        if let Some(n) = &next {
+            links.push(("next", n.as_str()));
+        }
+        w.links(&links);
+        for (row, record) in &out {
+            let event = audit::audit_event(row, record);
+            let full_url = format!("{base}/{}", row.seq);
+            w.entry(
+                Some(&full_url),
+                Some(&event.to_string()),
+                Some("match"),
+                None,
+                None,
+            );
+        }
+        Ok(w.finish())
+    }
+
+    /// `GET Patient/[id]/$access-log`: who looked at this person's record,
+    /// in plain terms, newest first, for the person themself and for a
+    /// proxy acting for them. A `Parameters` resource with one `access`
+    /// parameter per access.
+    pub async fn access_log(&self, caller: &Caller, patient: &str) -> Result<String> {
+        crate::check_id(patient)?;
+        let p = caller.principal();
+        let role = self.policy.role_of(p).map_err(forbid)?;
+        let own = p.patient.as_deref() == Some(patient);
+        match role.kind {
+            RoleKind::Patient if own => {}
+            // A proxy: only with an active proxy Consent for this person.
+            RoleKind::Proxy if own => {
+                self.access_for(caller, patient, Some(&[])).await?;
+            }
+            _ => {
+                return Err(refuse(
+                    "this list is for the person and the caregivers they have approved",
+                ));
+            }
+        }
+        caller.trail().patient(patient);
+        let mut entries: Vec<audit::AccessEntry> = Vec::new();
+        let mut after = None;
+        loop {
+            let rows = self
+                .store
+                .audit_rows(&AuditQuery {
+                    patient: Some(patient.to_owned()),
+                    after,
+                    limit: MAX_PAGE,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.seq);
+            let full_page = rows.len() == MAX_PAGE;
+            for row in &rows {
+                let Ok(record) = audit::AuditRecord::from_json(&row.record) else {
+                    tracing::error!(seq = row.seq, "unreadable audit record");
+                    return Err(CoreError::Internal);
+                };
+                if let Some(e) = audit::access_entry(&record) {
+                    entries.push(e);
+                }
+            }
+            if !full_page {
+                break;
+            }
+        }
+        entries.reverse();
+        let params: Vec<Value> = entries.iter().map(access_parameter).collect();
+        Ok(json!({
+            "resourceType": "Parameters",
+            "parameter": params,
+        })
+        .to_string())
+    }
+}
+
+fn matches(c: &Criteria, r: &audit::AuditRecord) -> bool {
+    if let Some(agent) = &c.agent
+        && r.user.subject != *agent
+        && r.user.org.as_deref() != Some(agent.as_str())
+    {
+        return false;
+    }
+    if let Some(entity) = &c.entity {
+        let hit = r
+            .entities
+            .iter()
+            .any(|e| format!("{}/{}", e.rtype, e.id) == *entity)
+            || r.patients.iter().any(|p| format!("Patient/{p}") == *entity);
+        if !hit {
+            return false;
+        }
+    }
+    if let Some(outcome) = &c.outcome {
+        let code = match r.outcome {
+            audit::Outcome::Success => "0",
+            audit::Outcome::MinorFailure => "4",
+            audit::Outcome::SeriousFailure => "8",
+        };
+        if code != outcome {
+            return false;
+        }
+    }
+    true
+}
+
+fn url_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One access as a `Parameters.parameter` with parts, and a sentence.
+fn access_parameter(e: &audit::AccessEntry) -> Value {
+    let who = match &e.organisation {
+        Some(org) => format!("{} at {org}", e.role_display),
+        None => e.role_display.clone(),
+    };
+    let what = if e.categories.is_empty() {
+        "your record".to_owned()
+    } else {
+        format!("your record ({})", e.categories.join(", "))
+    };
+    let mut sentence = if e.denied {
+        format!("{who} tried to see {what} and was refused")
+    } else {
+        format!("{who} {} {what}", e.action)
+    };
+    if e.break_glass {
+        sentence.push_str(", using emergency access");
+    }
+    let mut parts = vec![
+        json!({"name": "when", "valueInstant": e.when_utc}),
+        json!({"name": "role", "valueString": e.role_display}),
+        json!({"name": "action", "valueString": e.action}),
+        json!({"name": "breakGlass", "valueBoolean": e.break_glass}),
+        json!({"name": "refused", "valueBoolean": e.denied}),
+        json!({"name": "summary", "valueString": sentence}),
+    ];
+    if let Some(org) = &e.organisation {
+        parts.insert(
+            1,
+            json!({"name": "organisation", "valueIdentifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": org}}),
+        );
+    }
+    for c in &e.categories {
+        parts.push(json!({"name": "category", "valueString": c}));
+    }
+    json!({"name": "access", "part": parts})
+}
