@@ -60,22 +60,38 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Wakes the checkpointer after commits. Dropping the store drops the
     /// sender, which ends the checkpointer thread.
-    checkpoints: Mutex<std::sync::mpsc::Sender<()>>,
+    checkpoints: Mutex<std::sync::mpsc::Sender<u32>>,
 }
 
 /// Copies committed WAL frames into the database file on its own thread
 /// and connection (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks
 /// readers or the writer), so that commits do not pay for checkpoints.
 /// Automatic checkpoints are off on every connection.
-fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::Sender<()>> {
+///
+/// Each commit sends its weight: a commit that wrote resources weighs
+/// [`CHECKPOINT_WEIGHT`] (checkpointed straight after), an audit-only
+/// commit (a read's record) weighs 1, so those are checkpointed once per
+/// [`CHECKPOINT_WEIGHT`] of them instead of after every read.
+/// See [`spawn_checkpointer`].
+const CHECKPOINT_WEIGHT: u32 = 64;
+
+fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::Sender<u32>> {
     let conn = open_connection(&path, durable)?;
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::channel::<u32>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".to_owned())
         .spawn(move || {
-            while rx.recv().is_ok() {
-                // Coalesce the commits that arrived meanwhile into one checkpoint.
-                while rx.try_recv().is_ok() {}
+            let mut owed = 0u32;
+            while let Ok(w) = rx.recv() {
+                // Coalesce the commits that arrived meanwhile.
+                owed = owed.saturating_add(w);
+                while let Ok(w) = rx.try_recv() {
+                    owed = owed.saturating_add(w);
+                }
+                if owed < CHECKPOINT_WEIGHT {
+                    continue;
+                }
+                owed = 0;
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "sqlite checkpoint failed; retrying after the next commit");
                 }
@@ -703,6 +719,7 @@ impl store::Store for SqliteStore {
         Ok(SqliteTx {
             conn: Some(guard),
             pending: Vec::new(),
+            wrote: false,
             queued: Default::default(),
             checkpoints,
         })
@@ -945,9 +962,28 @@ impl store::Store for SqliteStore {
     }
 
     async fn append_audit(&self, records: &[NewAudit]) -> Result<Vec<i64>> {
-        let tx = self.begin().await?;
-        let seqs = append_audit(tx.conn()?, records)?;
-        store::Tx::commit(tx).await?;
+        // The commit waits for the disk (fsync when durable): do it on a
+        // blocking thread, so that the async workers keep serving other
+        // requests meanwhile. The writer lock is held throughout.
+        let guard = self.inner.writer.clone().lock_owned().await;
+        let records = records.to_vec();
+        let seqs = tokio::task::spawn_blocking(move || {
+            guard.execute_batch("BEGIN IMMEDIATE").map_err(internal)?;
+            let appended = append_audit(&guard, &records).and_then(|seqs| {
+                guard.execute_batch("COMMIT").map_err(internal)?;
+                Ok(seqs)
+            });
+            if appended.is_err() {
+                // Leave nothing half-open on the shared writer connection.
+                let _ = guard.execute_batch("ROLLBACK");
+            }
+            appended
+        })
+        .await
+        .map_err(|_| StoreError::Internal("the audit append task failed".to_owned()))??;
+        if let Some(c) = self.inner.checkpoints.lock().ok().map(|s| s.clone()) {
+            let _ = c.send(1);
+        }
         Ok(seqs)
     }
 
@@ -1021,7 +1057,9 @@ pub struct SqliteTx {
     pending: Vec<PendingRow>,
     /// The owners in `pending`, to skip the scan when a key is new.
     queued: std::collections::HashSet<Key>,
-    checkpoints: Option<std::sync::mpsc::Sender<()>>,
+    checkpoints: Option<std::sync::mpsc::Sender<u32>>,
+    /// This transaction wrote more than audit records.
+    wrote: bool,
 }
 
 impl SqliteTx {
@@ -1081,6 +1119,7 @@ impl store::Tx for SqliteTx {
     }
 
     async fn put(&mut self, v: &NewVersion) -> Result<i64> {
+        self.wrote = true;
         let conn = self.conn()?;
         let conflict = || StoreError::Conflict {
             rtype: v.rtype.clone(),
@@ -1128,6 +1167,7 @@ impl store::Tx for SqliteTx {
         patient_id: Option<&str>,
         rows: &[IndexRow],
     ) -> Result<()> {
+        self.wrote = true;
         let conn = self.conn()?;
         conn.prepare_cached(
             "UPDATE resource_current SET patient_id = ?3 WHERE rtype = ?1 AND id = ?2",
@@ -1141,6 +1181,7 @@ impl store::Tx for SqliteTx {
     }
 
     async fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        self.wrote = true;
         self.conn()?
             .execute(
                 "INSERT INTO store_setting (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1157,6 +1198,7 @@ impl store::Tx for SqliteTx {
         patient_id: Option<&str>,
         rows: &[RelationshipRow],
     ) -> Result<()> {
+        self.wrote = true;
         put_relationships(self.conn()?, src_type, src_id, patient_id, rows)
     }
 
@@ -1186,7 +1228,7 @@ impl store::Tx for SqliteTx {
         }
         if let Some(c) = &self.checkpoints {
             // The checkpointer only stops when the store is dropped.
-            let _ = c.send(());
+            let _ = c.send(if self.wrote { CHECKPOINT_WEIGHT } else { 1 });
         }
         Ok(())
     }
