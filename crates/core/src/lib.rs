@@ -854,6 +854,14 @@ impl<S: Store> Service<S> {
         now: Micros,
     ) -> Result<(WriteKind, Resource)> {
         refuse_audit_write(rtype)?;
+        if rtype == "Consent" {
+            // Sharing choices and proxy grants are audited as such (a batch
+            // keeps its one record for the whole batch).
+            let mut t = caller.trail().state();
+            if !matches!(t.action, Some(audit::Action::Batch)) {
+                t.action = Some(audit::Action::ConsentChange);
+            }
+        }
         // A server-assigned id is new by construction: skip the lookup (the
         // store still refuses a duplicate version 1).
         let current = if fresh {

@@ -501,3 +501,26 @@ async fn a_persons_access_log_matches_the_audit() {
         assert_eq!(r.status, 403, "{}: {}", t.name, r.text);
     }
 }
+
+/// A consent change is audited as one.
+#[tokio::test]
+async fn consent_changes_are_audited_as_such() {
+    for (t, raw, _dir) in apps().await {
+        assert_eq!(t.put("/fhir/Patient/p1", PATIENT).await.status, 201);
+        let consent = serde_json::json!({
+            "resourceType": "Consent", "id": "c1", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": "Patient/p1"},
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+            "provision": {"type": "deny"}
+        });
+        let r = t.put("/fhir/Consent/c1", &consent.to_string()).await;
+        assert!(r.status.is_success(), "{}: {}", t.name, r.text);
+        let recs = raw.records().await;
+        let last = recs.last().unwrap();
+        assert_eq!(last["action"], "consent-change", "{}", t.name);
+        assert_eq!(last["patients"], serde_json::json!(["p1"]), "{}", t.name);
+        assert_eq!(recs.len(), 2, "{}", t.name);
+    }
+}
