@@ -312,8 +312,18 @@ impl<S: Store> Service<S> {
         check_type(rtype)?;
         note_search(caller, rtype, params);
         let path = format!("{}/{rtype}", self.config.base_url);
-        self.search_with(caller, rtype, params, lenient, None, &path, &[])
-            .await
+        let out = self
+            .search_with(caller, rtype, params, lenient, None, &path, &[])
+            .await;
+        // Parameter names are the client's text: keep only those the
+        // search understood (none when it failed).
+        if let Some(q) = caller.trail().state().search.as_mut() {
+            match &out {
+                Ok((_, ignored)) => q.params.retain(|p| !ignored.contains(p)),
+                Err(_) => q.params.clear(),
+            }
+        }
+        out
     }
 
     /// Decides over what a search of `rtype` runs for `caller`, and the

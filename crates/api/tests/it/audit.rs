@@ -524,3 +524,35 @@ async fn consent_changes_are_audited_as_such() {
         assert_eq!(recs.len(), 2, "{}", t.name);
     }
 }
+
+/// Only parameter names the search understood reach the log; a path's
+/// unknown operation name never does.
+#[tokio::test]
+async fn client_text_does_not_reach_the_log() {
+    for (t, raw, _dir) in apps().await {
+        assert_eq!(t.put("/fhir/Patient/p1", PATIENT).await.status, 201);
+        let r = t
+            .call(
+                "GET",
+                "/fhir/Patient?gender=female&JaneDoe1970=x",
+                &[("prefer", "handling=lenient")],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+        let r = t.get("/fhir/Patient?JaneDoe1970=x").await;
+        assert_eq!(r.status, 400, "{}", t.name);
+        let r = t.get("/fhir/Patient/p1/$JaneDoe1970").await;
+        assert!(r.status.is_client_error(), "{}", t.name);
+        let recs = raw.records().await;
+        assert_eq!(recs.len(), 4, "{}", t.name);
+        assert_eq!(
+            recs[1]["search"]["params"],
+            serde_json::json!(["gender"]),
+            "{}",
+            t.name
+        );
+        let all = serde_json::to_string(&recs).unwrap();
+        assert!(!all.contains("JaneDoe"), "{}: {all}", t.name);
+    }
+}
