@@ -72,6 +72,7 @@ pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
     let fhir = Router::new()
         .route("/", post(bundle::<S>).get(system_search::<S>))
         .route("/_history", get(history_system::<S>))
+        .route("/$alerts", get(alerts::<S>))
         .route(
             "/{rtype}",
             get(search::<S>)
@@ -171,7 +172,7 @@ fn action_of(method: &Method, path: &str) -> audit::Action {
         // must not reach the audit log.
         return match op {
             "break-glass" => Action::BreakGlass,
-            "everything" | "validate" | "access-log" => Action::Operation(op.to_owned()),
+            "everything" | "validate" | "access-log" | "alerts" => Action::Operation(op.to_owned()),
             _ => Action::Operation("unknown".to_owned()),
         };
     }
@@ -709,6 +710,18 @@ async fn search<S: Store>(
         .search(&caller, &rtype, &pairs(&q)?, prefer(&headers).lenient)
         .await?;
     Ok(bundle_response(body, &ignored))
+}
+
+/// `GET $alerts`: a data controller's alerts for their practice.
+async fn alerts<S: Store>(
+    State(st): St<S>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    Ok(bundle_response(
+        st.service.alerts(&caller, &pairs(&q)?).await?,
+        &[],
+    ))
 }
 
 /// `GET Patient/[id]/$access-log`: who looked at my record.

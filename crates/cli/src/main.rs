@@ -700,6 +700,7 @@ Try (in another terminal, after the exports above):
   # Margaret sees who looked at her record; her practice's data controller sees the audit
   curl -s -H "Authorization: Bearer $PATIENT" '{base}/Patient/{p}/$access-log'
   curl -s -H "Authorization: Bearer $DC" '{base}/AuditEvent?patient={p}'
+  curl -s -H "Authorization: Bearer $DC" '{base}/$alerts'
   # Every request above is in the hash-chained audit log:
   #   cargo run --release -- audit verify
   #   cargo run --release -- audit export | tail -3

@@ -284,6 +284,188 @@ impl<S: Store> Service<S> {
     }
 }
 
+/// Denied accesses by one organisation to a practice's patients within
+/// this window, this many or more, raise one "denied burst" alert.
+const BURST_WINDOW: i64 = 10 * 60 * 1_000_000;
+const BURST_COUNT: usize = 5;
+
+/// Roles whose accesses are staff accesses (an organisation's first one
+/// alerts the practice).
+fn is_staff(role: &str) -> bool {
+    !matches!(
+        role,
+        "patient" | "proxy" | "integration" | "data-controller" | "admin" | "commissioner" | "none"
+    )
+}
+
+/// One alert for a practice, derived from the audit log.
+struct Alert {
+    seq: i64,
+    time: i64,
+    kind: &'static str,
+    patient: Option<String>,
+    text: String,
+}
+
+/// The alerts for `practice` over `records` (every audit record naming one
+/// of its registered patients, in seq order): the first access by each
+/// other organisation, every break-glass, every consent change, every
+/// burst of denied accesses by one organisation.
+fn alerts_of(practice: &str, records: &[(i64, audit::AuditRecord)]) -> Vec<Alert> {
+    let mut out = Vec::new();
+    let mut seen_orgs: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut denied: std::collections::BTreeMap<&str, Vec<i64>> = std::collections::BTreeMap::new();
+    for (seq, r) in records {
+        let patient = r.patients.first().cloned();
+        let org = r.user.org.as_deref();
+        let who = match org {
+            Some(o) => format!("{} ({})", o, audit::access_log::role_display(&r.user.role)),
+            None => audit::access_log::role_display(&r.user.role).to_owned(),
+        };
+        if r.decision.permit
+            && let Some(o) = org
+            && o != practice
+            && is_staff(&r.user.role)
+            && seen_orgs.insert(o)
+        {
+            out.push(Alert {
+                seq: *seq,
+                time: r.time,
+                kind: "new-organisation",
+                patient: patient.clone(),
+                text: format!("{who} accessed one of your patients' records for the first time"),
+            });
+        }
+        if matches!(r.action, audit::Action::BreakGlass) && r.decision.permit {
+            out.push(Alert {
+                seq: *seq,
+                time: r.time,
+                kind: "break-glass",
+                patient: patient.clone(),
+                text: format!("{who} used emergency access (break-glass) to a patient's record"),
+            });
+        }
+        if matches!(r.action, audit::Action::ConsentChange) && r.decision.permit {
+            out.push(Alert {
+                seq: *seq,
+                time: r.time,
+                kind: "consent-change",
+                patient: patient.clone(),
+                text: format!("{who} changed a patient's sharing choices or proxy access"),
+            });
+        }
+        if !r.decision.permit
+            && r.status == 403
+            && let Some(o) = org
+        {
+            let times = denied.entry(o).or_default();
+            times.retain(|t| r.time - *t < BURST_WINDOW);
+            times.push(r.time);
+            if times.len() == BURST_COUNT {
+                out.push(Alert {
+                    seq: *seq,
+                    time: r.time,
+                    kind: "denied-burst",
+                    patient: patient.clone(),
+                    text: format!(
+                        "{who} was refused access to your patients' records {BURST_COUNT} times within 10 minutes"
+                    ),
+                });
+                times.clear();
+            }
+        }
+    }
+    out
+}
+
+impl<S: Store> Service<S> {
+    /// `GET $alerts`: a data controller's alerts for their practice, newest
+    /// first, as `Communication`s (derived from the audit log, so they are
+    /// exactly as tamper-evident as it is).
+    pub async fn alerts(&self, caller: &Caller, params: &[(String, String)]) -> Result<String> {
+        if let Some((k, _)) = params.first() {
+            return Err(CoreError::UnknownParameter(k.clone()));
+        }
+        let p = caller.principal();
+        let role = self.policy.role_of(p).map_err(forbid)?;
+        let Some(practice) = p
+            .org
+            .as_deref()
+            .filter(|_| role.kind == RoleKind::DataController)
+        else {
+            return Err(refuse("alerts are for a practice's data controller"));
+        };
+        let mut records: Vec<(i64, audit::AuditRecord)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for patient in self.store.registered_patients(practice).await? {
+            let mut after = None;
+            loop {
+                let rows = self
+                    .store
+                    .audit_rows(&AuditQuery {
+                        patient: Some(patient.clone()),
+                        after,
+                        limit: MAX_PAGE,
+                        ..Default::default()
+                    })
+                    .await?;
+                let Some(last) = rows.last() else { break };
+                after = Some(last.seq);
+                let full = rows.len() == MAX_PAGE;
+                for row in rows {
+                    if !seen.insert(row.seq) {
+                        continue;
+                    }
+                    let Ok(r) = audit::AuditRecord::from_json(&row.record) else {
+                        tracing::error!(seq = row.seq, "unreadable audit record");
+                        return Err(CoreError::Internal);
+                    };
+                    records.push((row.seq, r));
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        records.sort_by_key(|(seq, _)| *seq);
+        let mut alerts = alerts_of(practice, &records);
+        alerts.reverse();
+        let now = self.clock.now();
+        let mut w = BundleWriter::new("searchset", &self.ids.new_id(), &instant::to_instant(now));
+        let base = &self.config.base_url;
+        w.total(alerts.len() as u64);
+        for a in &alerts {
+            let id = format!("alert-{}-{}", a.seq, a.kind);
+            let mut c = json!({
+                "resourceType": "Communication",
+                "id": id,
+                "status": "completed",
+                "category": [{"coding": [{"system": "https://fhir.sharedcare.org.uk/CodeSystem/alert", "code": a.kind}]}],
+                "priority": if a.kind == "break-glass" || a.kind == "denied-burst" { "urgent" } else { "routine" },
+                "sent": audit::format_instant(a.time),
+                "recipient": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": practice}}],
+                "about": [{"reference": format!("AuditEvent/{}", a.seq)}],
+                "payload": [{"contentString": a.text}],
+            });
+            if let (Some(pid), Some(map)) = (&a.patient, c.as_object_mut()) {
+                map.insert(
+                    "subject".into(),
+                    json!({"reference": format!("Patient/{pid}")}),
+                );
+            }
+            let full_url = format!("{base}/Communication/{id}");
+            w.entry(
+                Some(&full_url),
+                Some(&c.to_string()),
+                Some("match"),
+                None,
+                None,
+            );
+        }
+        Ok(w.finish())
+    }
+}
+
 fn matches(c: &Criteria, r: &audit::AuditRecord) -> bool {
     if let Some(agent) = &c.agent
         && r.user.subject != *agent

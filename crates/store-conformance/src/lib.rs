@@ -100,6 +100,7 @@ where
     relationships_rollback(make().await).await;
     read_with_relationships_together(make().await).await;
     audit_chain_appends_and_queries(make().await).await;
+    registered_patients_of_a_practice(make().await).await;
     audit_in_transaction_commits_or_not(make().await).await;
     related_filter(make().await).await;
     compartment_filter(make().await).await;
@@ -1412,6 +1413,33 @@ fn sources(rows: &[RelationshipRow]) -> Vec<String> {
     rows.iter()
         .map(|r| format!("{}/{}", r.src_type, r.src_id))
         .collect()
+}
+
+/// A practice's list: active GP registrations at that organisation only.
+async fn registered_patients_of_a_practice<S: Store>(s: S) {
+    let gp = |src: &str, org: &str, active: bool| {
+        rel(src, org, relationship::GP_REGISTRATION, active, None, None)
+    };
+    put_rels(&s, Some("p2"), &[gp("Patient/p2", "G1", true)]).await;
+    put_rels(&s, Some("p1"), &[gp("Patient/p1", "G1", true)]).await;
+    put_rels(&s, Some("p3"), &[gp("Patient/p3", "G1", false)]).await;
+    put_rels(&s, Some("p4"), &[gp("Patient/p4", "G2", true)]).await;
+    put_rels(
+        &s,
+        Some("p5"),
+        &[rel(
+            "Encounter/e5",
+            "G1",
+            relationship::ENCOUNTER,
+            true,
+            None,
+            None,
+        )],
+    )
+    .await;
+    assert_eq!(s.registered_patients("G1").await.unwrap(), ["p1", "p2"]);
+    assert_eq!(s.registered_patients("G2").await.unwrap(), ["p4"]);
+    assert!(s.registered_patients("G3").await.unwrap().is_empty());
 }
 
 fn audit_rec(time: i64, patients: &[&str], text: &str) -> store::audit::NewAudit {

@@ -966,6 +966,24 @@ impl store::Store for PostgresStore {
         read_with_relationships(&client, rtype, id, org, user).await
     }
 
+    async fn registered_patients(&self, org: &str) -> Result<Vec<String>> {
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT patient_id FROM relationship \
+                 WHERE org = $1 AND kind = $2 AND active ORDER BY patient_id",
+                &[
+                    &store::search::clip(org),
+                    &store::relationship::GP_REGISTRATION,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(db_error))
+            .collect()
+    }
+
     async fn append_audit(&self, records: &[NewAudit]) -> Result<Vec<i64>> {
         if records.len() == 1 {
             // One statement: atomic on its own, one round trip.

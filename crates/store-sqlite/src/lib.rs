@@ -961,6 +961,27 @@ impl store::Store for SqliteStore {
         self.with_reader(|c| read_with_relationships(c, rtype, id, org, user))
     }
 
+    async fn registered_patients(&self, org: &str) -> Result<Vec<String>> {
+        self.with_reader(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT DISTINCT patient_id FROM relationship \
+                     WHERE org = ?1 AND kind = ?2 AND active = 1 ORDER BY patient_id",
+                )
+                .map_err(internal)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        store::search::clip(org),
+                        store::relationship::GP_REGISTRATION
+                    ],
+                    |r| r.get::<_, String>(0),
+                )
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+    }
+
     async fn append_audit(&self, records: &[NewAudit]) -> Result<Vec<i64>> {
         // The commit waits for the disk (fsync when durable): do it on a
         // blocking thread, so that the async workers keep serving other

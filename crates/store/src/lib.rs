@@ -338,6 +338,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         user: Option<&str>,
     ) -> impl Future<Output = Result<Option<ReadWithFacts>>> + Send;
 
+    /// Logical ids of the patients with an active GP registration at
+    /// `org` (relationship rows of kind [`relationship::GP_REGISTRATION`]),
+    /// sorted: a practice's list, for its data controller.
+    fn registered_patients(&self, org: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+
     /// Appends audit records in a transaction of their own (for requests
     /// that write nothing else: reads, searches, refusals) and returns their
     /// sequence numbers once committed. See [`audit`] for the chain.

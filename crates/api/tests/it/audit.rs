@@ -556,3 +556,139 @@ async fn client_text_does_not_reach_the_log() {
         assert!(!all.contains("JaneDoe"), "{}: {all}", t.name);
     }
 }
+
+/// The data controller's alerts: a new organisation's first access raises
+/// exactly one alert; so do break-glass, a burst of refusals and a consent
+/// change; another practice sees none of them.
+#[tokio::test]
+async fn data_controller_alerts() {
+    const ODS: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+    for (t, _raw, _dir) in apps().await {
+        let patient = |id: &str, practice: &str| {
+            serde_json::json!({"resourceType": "Patient", "id": id,
+                "generalPractitioner": [{"identifier": {"system": ODS, "value": practice}}]})
+        };
+        let episode = |id: &str, p: &str| {
+            serde_json::json!({"resourceType": "EpisodeOfCare", "id": id, "status": "active",
+                "patient": {"reference": format!("Patient/{p}")},
+                "managingOrganization": {"identifier": {"system": ODS, "value": "CH001"}}})
+        };
+        for (uri, body) in [
+            ("/fhir/Patient/p1", patient("p1", "A81001")),
+            ("/fhir/Patient/p2", patient("p2", "A81001")),
+            ("/fhir/Patient/p3", patient("p3", "A81002")),
+            ("/fhir/EpisodeOfCare/e1", episode("e1", "p1")),
+            ("/fhir/EpisodeOfCare/e2", episode("e2", "p2")),
+        ] {
+            let r = t.put(uri, &body.to_string()).await;
+            assert!(r.status.is_success(), "{}: {uri}: {}", t.name, r.text);
+        }
+        let who = |sub: &'static str,
+                   role: &'static str,
+                   org: &'static str,
+                   reg: Option<&'static str>| {
+            bearer(&Who {
+                sub,
+                role,
+                org: Some(org),
+                registration: reg,
+                scope: "user/*.cruds",
+                ..Who::default()
+            })
+        };
+        let care = who("cw-1", "care-worker", "CH001", None);
+        let gp = who("dr-gp", "gp", "A81001", Some("GMC:1234567"));
+        let hosp = who("dr-h", "hospital-clinician", "RXX01", Some("GMC:7654321"));
+        let dc = who("dc-a", "data-controller", "A81001", None);
+        let other_dc = who("dc-b", "data-controller", "A81002", None);
+
+        for p in ["p1", "p1", "p2"] {
+            let r = get_as(&t, &care, &format!("/fhir/Patient/{p}")).await;
+            assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+        }
+        assert_eq!(get_as(&t, &gp, "/fhir/Patient/p1").await.status, 200);
+        for _ in 0..5 {
+            assert_eq!(get_as(&t, &hosp, "/fhir/Patient/p1").await.status, 403);
+        }
+        let r = t
+            .call(
+                "POST",
+                "/fhir/Patient/p1/$break-glass",
+                &[("authorization", hosp.as_str())],
+                Some(r#"{"resourceType":"Parameters","parameter":[{"name":"reason","valueCode":"ETREAT"},{"name":"reasonText","valueString":"collapsed"}]}"#),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}: {}", t.name, r.text);
+        assert_eq!(get_as(&t, &hosp, "/fhir/Patient/p1").await.status, 200);
+        let consent = serde_json::json!({
+            "resourceType": "Consent", "id": "c1", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": "Patient/p2"},
+            "provision": {"type": "deny"}
+        });
+        assert!(
+            t.put("/fhir/Consent/c1", &consent.to_string())
+                .await
+                .status
+                .is_success()
+        );
+
+        let r = get_as(&t, &dc, "/fhir/$alerts").await;
+        assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+        let v = r.json();
+        let kinds: Vec<(String, String)> = v["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let c = &e["resource"];
+                (
+                    c["category"][0]["coding"][0]["code"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                    c["payload"][0]["contentString"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        let codes: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            codes,
+            [
+                "consent-change",
+                "break-glass",
+                "new-organisation",
+                "denied-burst",
+                "new-organisation"
+            ],
+            "{}: {kinds:?}",
+            t.name
+        );
+        assert!(kinds[2].1.starts_with("RXX01"), "{}: {kinds:?}", t.name);
+        assert!(kinds[4].1.starts_with("CH001"), "{}: {kinds:?}", t.name);
+        assert_eq!(
+            v["entry"][4]["resource"]["subject"]["reference"],
+            "Patient/p1"
+        );
+
+        let r = get_as(&t, &other_dc, "/fhir/$alerts").await;
+        assert_eq!(r.status, 200, "{}", t.name);
+        assert_eq!(r.json()["total"], 0, "{}: {}", t.name, r.text);
+        assert_eq!(
+            get_as(&t, &gp, "/fhir/$alerts").await.status,
+            403,
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            get_as(&t, &dc, "/fhir/$alerts?x=1").await.status,
+            400,
+            "{}",
+            t.name
+        );
+    }
+}
