@@ -47,6 +47,7 @@ pub async fn verify<S: Store>(
             .audit_rows(&AuditQuery {
                 after,
                 limit: PAGE,
+                without_patients: true,
                 ..Default::default()
             })
             .await?;

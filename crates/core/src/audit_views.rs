@@ -166,6 +166,7 @@ impl<S: Store> Service<S> {
                     to: c.to,
                     after,
                     limit: MAX_PAGE,
+                    without_patients: false,
                 })
                 .await?;
             let Some(last) = rows.last() else { break };

@@ -1515,8 +1515,21 @@ async fn audit_chain_appends_and_queries<S: Store>(s: S) {
         to,
         after,
         limit,
+        without_patients: false,
     };
     assert_eq!(seqs(q(Some("p1"), None, None, None, 100)).await, [1, 2]);
+    let bare = s
+        .audit_rows(&store::audit::AuditQuery {
+            without_patients: true,
+            ..all_audit()
+        })
+        .await
+        .unwrap();
+    assert!(bare.iter().all(|r| r.patients.is_empty()));
+    assert_eq!(
+        bare.iter().map(|r| &r.hash).collect::<Vec<_>>(),
+        rows.iter().map(|r| &r.hash).collect::<Vec<_>>()
+    );
     assert_eq!(seqs(q(Some("p2"), None, None, None, 100)).await, [2, 4]);
     assert_eq!(seqs(q(None, Some(20), Some(40), None, 100)).await, [2, 3]);
     assert_eq!(seqs(q(None, None, None, Some(2), 100)).await, [3, 4]);

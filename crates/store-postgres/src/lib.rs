@@ -998,10 +998,13 @@ impl store::Store for PostgresStore {
 
     async fn audit_rows(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
         let client = self.pool.get().await.map_err(pool_error)?;
-        let mut sql = String::from(
-            "SELECT a.seq, a.time, a.record, a.prev_hash, a.hash, \
-             array(SELECT p.patient_id FROM audit_patient p WHERE p.seq = a.seq ORDER BY p.patient_id) \
-             FROM audit_log a WHERE TRUE",
+        let patients = if q.without_patients {
+            "ARRAY[]::text[]"
+        } else {
+            "array(SELECT p.patient_id FROM audit_patient p WHERE p.seq = a.seq ORDER BY p.patient_id)"
+        };
+        let mut sql = format!(
+            "SELECT a.seq, a.time, a.record, a.prev_hash, a.hash, {patients} FROM audit_log a WHERE TRUE"
         );
         let mut args: Args = Vec::new();
         if let Some(p) = &q.patient {

@@ -399,10 +399,13 @@ fn append_audit(conn: &Connection, records: &[NewAudit]) -> Result<Vec<i64>> {
 
 /// `store::Store::audit_rows` on one connection.
 fn audit_rows(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditRow>> {
-    let mut sql = String::from(
-        "SELECT a.seq, a.time, a.record, a.prev_hash, a.hash, \
-         (SELECT group_concat(p.patient_id, ' ') FROM audit_patient p WHERE p.seq = a.seq) \
-         FROM audit_log a WHERE 1 = 1",
+    let patients = if q.without_patients {
+        "NULL"
+    } else {
+        "(SELECT group_concat(p.patient_id, ' ') FROM audit_patient p WHERE p.seq = a.seq)"
+    };
+    let mut sql = format!(
+        "SELECT a.seq, a.time, a.record, a.prev_hash, a.hash, {patients} FROM audit_log a WHERE 1 = 1"
     );
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(p) = &q.patient {

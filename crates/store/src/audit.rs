@@ -109,6 +109,9 @@ pub struct AuditQuery {
     /// Rows with `seq > after` (paging forwards).
     pub after: Option<i64>,
     pub limit: usize,
+    /// Leave `AuditRow::patients` empty (the walk that verifies the chain
+    /// needs only the hashed text, and reads faster without them).
+    pub without_patients: bool,
 }
 
 #[cfg(test)]
