@@ -271,11 +271,7 @@ async fn audit_verify<S: Store>(store: &S, backend: &str, n: usize) -> Result<()
             break_glass: false,
             search: None,
         };
-        batch.push(store::audit::NewAudit {
-            time: rec.time,
-            patients: rec.patients.clone(),
-            record: rec.to_canonical_json(),
-        });
+        batch.push(sharedcare_core::trail::new_audit(&rec));
         if batch.len() == 1000 || i + 1 == n {
             store
                 .append_audit(&batch)

@@ -102,7 +102,44 @@ fn parse(params: &[(String, String)]) -> Result<Criteria> {
     Ok(c)
 }
 
+/// The record a row holds; an unreadable one is a server fault.
+fn parse_record(row: &AuditRow) -> Result<audit::AuditRecord> {
+    audit::AuditRecord::from_json(&row.record).map_err(|_| {
+        tracing::error!(seq = row.seq, "unreadable audit record");
+        CoreError::Internal
+    })
+}
+
 impl<S: Store> Service<S> {
+    /// Every audit record naming `patient`, in seq order.
+    async fn patient_records(&self, patient: &str) -> Result<Vec<(i64, audit::AuditRecord)>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let rows = self
+                .store
+                .audit_rows(&AuditQuery {
+                    patient: Some(patient.to_owned()),
+                    after,
+                    limit: MAX_PAGE,
+                    // The record names its patients itself.
+                    without_patients: true,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.seq);
+            let full_page = rows.len() == MAX_PAGE;
+            for row in &rows {
+                out.push((row.seq, parse_record(row)?));
+            }
+            if !full_page {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// May `caller` read the audit of `patient`? A data controller of the
     /// practice the person is registered with, or a system client with an
     /// `AuditEvent` read scope.
@@ -166,17 +203,15 @@ impl<S: Store> Service<S> {
                     to: c.to,
                     after,
                     limit: MAX_PAGE,
-                    without_patients: false,
+                    // The record names its patients itself.
+                    without_patients: true,
                 })
                 .await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.seq);
             let full_page = rows.len() == MAX_PAGE;
             for row in rows {
-                let Ok(record) = audit::AuditRecord::from_json(&row.record) else {
-                    tracing::error!(seq = row.seq, "unreadable audit record");
-                    return Err(CoreError::Internal);
-                };
+                let record = parse_record(&row)?;
                 if !matches(&c, &record) {
                     continue;
                 }
@@ -247,34 +282,12 @@ impl<S: Store> Service<S> {
             }
         }
         caller.trail().patient(patient);
-        let mut entries: Vec<audit::AccessEntry> = Vec::new();
-        let mut after = None;
-        loop {
-            let rows = self
-                .store
-                .audit_rows(&AuditQuery {
-                    patient: Some(patient.to_owned()),
-                    after,
-                    limit: MAX_PAGE,
-                    ..Default::default()
-                })
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.seq);
-            let full_page = rows.len() == MAX_PAGE;
-            for row in &rows {
-                let Ok(record) = audit::AuditRecord::from_json(&row.record) else {
-                    tracing::error!(seq = row.seq, "unreadable audit record");
-                    return Err(CoreError::Internal);
-                };
-                if let Some(e) = audit::access_entry(&record) {
-                    entries.push(e);
-                }
-            }
-            if !full_page {
-                break;
-            }
-        }
+        let mut entries: Vec<audit::AccessEntry> = self
+            .patient_records(patient)
+            .await?
+            .iter()
+            .filter_map(|(_, r)| audit::access_entry(r))
+            .collect();
         entries.reverse();
         let params: Vec<Value> = entries.iter().map(access_parameter).collect();
         Ok(json!({
@@ -397,38 +410,12 @@ impl<S: Store> Service<S> {
             return Err(refuse("alerts are for a practice's data controller"));
         };
         let mut records: Vec<(i64, audit::AuditRecord)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         for patient in self.store.registered_patients(practice).await? {
-            let mut after = None;
-            loop {
-                let rows = self
-                    .store
-                    .audit_rows(&AuditQuery {
-                        patient: Some(patient.clone()),
-                        after,
-                        limit: MAX_PAGE,
-                        ..Default::default()
-                    })
-                    .await?;
-                let Some(last) = rows.last() else { break };
-                after = Some(last.seq);
-                let full = rows.len() == MAX_PAGE;
-                for row in rows {
-                    if !seen.insert(row.seq) {
-                        continue;
-                    }
-                    let Ok(r) = audit::AuditRecord::from_json(&row.record) else {
-                        tracing::error!(seq = row.seq, "unreadable audit record");
-                        return Err(CoreError::Internal);
-                    };
-                    records.push((row.seq, r));
-                }
-                if !full {
-                    break;
-                }
-            }
+            records.extend(self.patient_records(&patient).await?);
         }
+        // A record naming several of the practice's patients counts once.
         records.sort_by_key(|(seq, _)| *seq);
+        records.dedup_by_key(|(seq, _)| *seq);
         let mut alerts = alerts_of(practice, &records);
         alerts.reverse();
         let now = self.clock.now();

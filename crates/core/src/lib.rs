@@ -206,22 +206,14 @@ impl<S: Store> Service<S> {
     /// one by one and its single record is appended by the API at the end.
     pub(crate) async fn commit_audited(&self, caller: &Caller, mut tx: S::Tx) -> Result<()> {
         let trail = caller.trail();
-        let batch = matches!(trail.state().action, Some(audit::Action::Batch));
-        if batch {
-            return Ok(tx.commit().await?);
-        }
-        let status = match trail.state().action {
+        let action = trail.state().action.clone();
+        let status = match action {
+            Some(audit::Action::Batch) => return Ok(tx.commit().await?),
             Some(audit::Action::Create) => 201,
             _ => 200,
         };
         let record = trail.record(self.clock.now(), status, None, None);
-        let seqs = tx
-            .append_audit(&[store::audit::NewAudit {
-                time: record.time,
-                patients: record.patients.clone(),
-                record: record.to_canonical_json(),
-            }])
-            .await?;
+        let seqs = tx.append_audit(&[trail::new_audit(&record)]).await?;
         tx.commit().await?;
         // A caller that lives longer than one request (the demo loader, an
         // import) starts its next record afresh.
@@ -251,14 +243,7 @@ impl<S: Store> Service<S> {
         let record = trail.record(self.clock.now(), status, error_code, reason);
         let seq = self
             .audit_group
-            .append(
-                &self.store,
-                store::audit::NewAudit {
-                    time: record.time,
-                    patients: record.patients.clone(),
-                    record: record.to_canonical_json(),
-                },
-            )
+            .append(&self.store, trail::new_audit(&record))
             .await?;
         trail.state().appended = Some(seq);
         Ok(())

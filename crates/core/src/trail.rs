@@ -137,6 +137,16 @@ impl Trail {
     }
 }
 
+/// The stored form of `record`: its canonical JSON (what the chain
+/// hashes) and the patients it names.
+pub fn new_audit(record: &AuditRecord) -> store::audit::NewAudit {
+    store::audit::NewAudit {
+        time: record.time,
+        patients: record.patients.clone(),
+        record: record.to_canonical_json(),
+    }
+}
+
 /// The codes of `meta.security` (labels only, never their displays).
 fn security_codes(body: &Value) -> Vec<String> {
     body.get("meta")
