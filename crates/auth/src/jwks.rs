@@ -1,7 +1,10 @@
-//! Public keys: parsing a JWK Set into verification keys, once, at start-up.
+//! Public keys: parsing a JWK Set into verification keys, and an issuer's
+//! current keys, which a refresh can replace while tokens are verified.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -62,20 +65,124 @@ pub(crate) struct VerifyKey {
 /// when a [`crate::Verifier`] is built from them.
 pub fn jwks_from_file(path: impl AsRef<Path>) -> Result<Value, AuthError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io {
+    let bytes = std::fs::read(path).map_err(|source| AuthError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let jwks: Value = serde_json::from_str(&text).map_err(|e| {
-        AuthError::InvalidKey(format!("{}: not a JSON document ({e})", path.display()))
-    })?;
+    jwks_from_slice(&path.display().to_string(), &bytes)
+}
+
+/// Reads a JWK Set (`{"keys": [...]}`) from the bytes of a JSON document,
+/// e.g. the body of an HTTP response; `source` (a path or a URL) names it in
+/// errors.
+///
+/// As with [`jwks_from_file`], only the outer shape is checked here; the
+/// keys themselves are checked when a [`crate::Verifier`] is built from
+/// them, or by [`IssuerKeys::replace`].
+pub fn jwks_from_slice(source: &str, bytes: &[u8]) -> Result<Value, AuthError> {
+    let jwks: Value = serde_json::from_slice(bytes)
+        .map_err(|e| AuthError::InvalidKey(format!("{source}: not a JSON document ({e})")))?;
     if !jwks.get("keys").is_some_and(Value::is_array) {
         return Err(AuthError::InvalidKey(format!(
-            "{}: not a JWK Set (no `keys` array)",
-            path.display()
+            "{source}: not a JWK Set (no `keys` array)"
         )));
     }
     Ok(jwks)
+}
+
+/// One trusted issuer's current verification keys.
+///
+/// Every clone of a [`crate::Verifier`] shares them (get them with
+/// [`crate::Verifier::issuer_keys`]), so a JWK Set fetched again from the
+/// issuer replaces them for all verifications at once. Verifying takes a
+/// read lock only long enough to clone an `Arc`; a replacement parses the
+/// new set first and swaps it in whole, so a verification sees either the
+/// old keys or the new ones, never a mixture, and an unusable set changes
+/// nothing.
+#[derive(Clone)]
+pub struct IssuerKeys {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    issuer: String,
+    keys: RwLock<Arc<[VerifyKey]>>,
+    on_unknown_key: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl fmt::Debug for IssuerKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerKeys")
+            .field("issuer", &self.shared.issuer)
+            .field("keys", &self.current().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuerKeys {
+    pub(crate) fn new(issuer: String, keys: Vec<VerifyKey>) -> IssuerKeys {
+        IssuerKeys {
+            shared: Arc::new(Shared {
+                issuer,
+                keys: RwLock::new(keys.into()),
+                on_unknown_key: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The issuer (its exact `iss` value).
+    pub fn issuer(&self) -> &str {
+        &self.shared.issuer
+    }
+
+    /// The `kid`s of the current keys (keys without one are left out).
+    pub fn kids(&self) -> Vec<String> {
+        self.current()
+            .iter()
+            .filter_map(|k| k.kid.clone())
+            .collect()
+    }
+
+    /// Replaces the keys with those of `jwks`, checked exactly as when the
+    /// verifier was built. Returns the number of keys; on an error (an
+    /// unusable key, an empty set, a duplicate `kid`) the previous keys stay.
+    pub fn replace(&self, jwks: &Value) -> Result<usize, AuthError> {
+        let keys: Arc<[VerifyKey]> = parse_jwks(&self.shared.issuer, jwks)?.into();
+        let count = keys.len();
+        *self
+            .shared
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = keys;
+        Ok(count)
+    }
+
+    /// Asks to be told when a token of this issuer is refused because no
+    /// current key matches it (an unknown `kid`, or no key for its
+    /// algorithm): the issuer may have rotated its keys. `hook` runs on the
+    /// verification path, so it must return at once (e.g. wake a task that
+    /// fetches the keys again); it learns nothing of the token. Only the
+    /// first hook is kept; returns whether this one was.
+    pub fn on_unknown_key(&self, hook: impl Fn() + Send + Sync + 'static) -> bool {
+        self.shared.on_unknown_key.set(Box::new(hook)).is_ok()
+    }
+
+    /// The current keys; the lock is held only to clone the `Arc`.
+    pub(crate) fn current(&self) -> Arc<[VerifyKey]> {
+        Arc::clone(
+            &self
+                .shared
+                .keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    pub(crate) fn unknown_key_seen(&self) {
+        if let Some(hook) = self.shared.on_unknown_key.get() {
+            hook();
+        }
+    }
 }
 
 /// Parses every key of an issuer's JWK Set; any unusable key is an error.

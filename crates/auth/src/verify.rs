@@ -8,7 +8,7 @@ use jsonwebtoken::Validation;
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
 
-use crate::jwks::{Alg, VerifyKey, parse_jwks};
+use crate::jwks::{Alg, IssuerKeys, VerifyKey, parse_jwks};
 use crate::mapping::{self, Verified};
 use crate::{AuthError, ClaimMapping, Identity};
 
@@ -61,6 +61,9 @@ pub struct TrustedIssuer {
 /// Only RS256, ES256 and EdDSA are accepted, each only with a key of the
 /// matching type; `none` and the HMAC algorithms never are, so a public key
 /// can never be used as an HMAC secret.
+///
+/// Clones share each issuer's [`IssuerKeys`]: replacing an issuer's keys
+/// changes what every clone accepts.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     audience: String,
@@ -70,8 +73,7 @@ pub struct Verifier {
 
 #[derive(Debug, Clone)]
 struct Issuer {
-    name: String,
-    keys: Vec<VerifyKey>,
+    keys: IssuerKeys,
     mapping: ClaimMapping,
 }
 
@@ -105,9 +107,9 @@ impl Verifier {
             trusted.mapping.check().map_err(|reason| {
                 AuthError::Config(format!("issuer `{}`: {reason}", trusted.issuer))
             })?;
+            let keys = parse_jwks(&trusted.issuer, &trusted.keys)?;
             issuers.push(Issuer {
-                keys: parse_jwks(&trusted.issuer, &trusted.keys)?,
-                name: trusted.issuer,
+                keys: IssuerKeys::new(trusted.issuer, keys),
                 mapping: trusted.mapping,
             });
         }
@@ -118,8 +120,22 @@ impl Verifier {
         })
     }
 
+    /// The live keys of the trusted issuer `issuer` (its exact `iss`), to
+    /// replace them when its JWK Set is fetched again.
+    pub fn issuer_keys(&self, issuer: &str) -> Option<IssuerKeys> {
+        self.issuers
+            .iter()
+            .find(|i| i.keys.issuer() == issuer)
+            .map(|i| i.keys.clone())
+    }
+
     /// Verifies `token` (a compact JWS, without the `Bearer ` prefix) at
     /// time `now_unix_secs`.
+    ///
+    /// A token refused because no current key of its issuer matches it
+    /// ([`AuthError::UnknownKey`]) runs that issuer's
+    /// [`IssuerKeys::on_unknown_key`] hook; the token is refused all the
+    /// same (a refresh never happens on the request's path).
     pub fn verify(&self, token: &str, now_unix_secs: i64) -> Result<Identity, AuthError> {
         let segments = split(token)?;
         let header = decode_object(segments.header).ok_or(AuthError::Malformed(
@@ -149,9 +165,17 @@ impl Verifier {
         let issuer = self
             .issuers
             .iter()
-            .find(|i| i.name == iss)
+            .find(|i| i.keys.issuer() == iss)
             .ok_or(AuthError::UntrustedIssuer)?;
-        let candidates = candidate_keys(&issuer.keys, kid, alg)?;
+        let keys = issuer.keys.current();
+        let candidates = match candidate_keys(&keys, kid, alg) {
+            Ok(candidates) => candidates,
+            Err(AuthError::UnknownKey) => {
+                issuer.keys.unknown_key_seen();
+                return Err(AuthError::UnknownKey);
+            }
+            Err(e) => return Err(e),
+        };
         let claims = verify_signature(token, &candidates, alg)?;
 
         let expires_at = numeric_date(&claims, "exp")?

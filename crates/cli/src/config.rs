@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -57,28 +58,213 @@ struct FileConfig {
 
 /// `[auth]`: trusted external issuers and token-endpoint clients. The
 /// embedded issuer (a key pair in the data directory) is always trusted.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthFile {
+struct AuthFile {
     /// External OIDC issuers (e.g. NHS CIS2) and how to read their claims.
     #[serde(default)]
-    pub issuers: Vec<IssuerFile>,
+    issuers: Vec<IssuerFile>,
     /// Clients of `POST /oauth/token` (client_credentials).
     #[serde(default)]
-    pub clients: Vec<api::auth::OAuthClient>,
+    clients: Vec<api::auth::OAuthClient>,
     /// Lifetime of tokens the embedded issuer mints (default 3600).
     #[serde(default)]
+    token_ttl_secs: Option<i64>,
+}
+
+/// `[[auth.issuers]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerFile {
+    issuer: String,
+    /// A JWKS file with the issuer's public keys …
+    jwks_file: Option<PathBuf>,
+    /// … or the URL of its JWKS (`jwks_uri` in its OpenID configuration).
+    jwks_url: Option<String>,
+    /// How often a `jwks_url` is fetched again, in seconds.
+    jwks_refresh_secs: Option<u64>,
+    #[serde(default)]
+    mapping: auth::ClaimMapping,
+}
+
+/// The resolved `[auth]` table.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub issuers: Vec<ExternalIssuer>,
+    pub clients: Vec<api::auth::OAuthClient>,
     pub token_ttl_secs: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IssuerFile {
+/// A trusted external issuer.
+#[derive(Debug, Clone)]
+pub struct ExternalIssuer {
+    /// The exact `iss` of its tokens.
     pub issuer: String,
-    /// A JWKS file with the issuer's public keys.
-    pub jwks_file: PathBuf,
-    #[serde(default)]
+    pub jwks: JwksSource,
     pub mapping: auth::ClaimMapping,
+}
+
+/// Where an external issuer's public keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    /// A JWKS file, read once at start-up.
+    File(PathBuf),
+    /// A JWKS URL, fetched at start-up and then every `refresh_every` (and
+    /// sooner when a token names a key it does not hold).
+    Url {
+        url: JwksUrl,
+        refresh_every: Duration,
+    },
+}
+
+/// How often a JWKS URL is fetched again, by default (`jwks_refresh_secs`).
+pub const DEFAULT_JWKS_REFRESH_SECS: u64 = 3600;
+/// The bounds of `jwks_refresh_secs`: a minute to a week.
+pub const JWKS_REFRESH_SECS: std::ops::RangeInclusive<u64> = 60..=7 * 86_400;
+
+/// A JWKS URL that may be fetched: `https://`, or `http://` to a loopback
+/// host (`127.0.0.1`, `[::1]`, `localhost`; for tests and sidecars). It has
+/// no user name or password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JwksUrl {
+    uri: hyper::Uri,
+    https: bool,
+    /// The host without an IPv6 literal's brackets, for DNS and TLS.
+    host: String,
+    port: u16,
+}
+
+impl JwksUrl {
+    /// Checks a `jwks_url`; the error says what is wrong without quoting it.
+    pub fn parse(text: &str) -> Result<JwksUrl, String> {
+        const RULE: &str =
+            "jwks_url must be an https:// URL (http:// only to 127.0.0.1, [::1] or localhost)";
+        let uri: hyper::Uri = text
+            .parse()
+            .map_err(|_| format!("{RULE}; this is not a URL"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(RULE.to_owned()),
+        };
+        let Some(authority) = uri.authority() else {
+            return Err(format!("{RULE}; this one has no host"));
+        };
+        if authority.as_str().contains('@') {
+            return Err("jwks_url must not hold a user name or password".to_owned());
+        }
+        let host = authority.host();
+        if host.is_empty() {
+            return Err(format!("{RULE}; this one has no host"));
+        }
+        let loopback = ["127.0.0.1", "[::1]", "localhost"]
+            .iter()
+            .any(|l| host.eq_ignore_ascii_case(l));
+        if !https && !loopback {
+            return Err(format!("{RULE}; plain http:// is refused for other hosts"));
+        }
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_ascii_lowercase();
+        Ok(JwksUrl {
+            uri,
+            https,
+            host,
+            port,
+        })
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// The host to resolve and (with https) to check the certificate for.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `Host` header: the URL's authority as written.
+    pub fn authority(&self) -> &str {
+        self.uri.authority().map_or("", |a| a.as_str())
+    }
+
+    /// The request target: the path and query (`/` when empty).
+    pub fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+}
+
+impl std::fmt::Display for JwksUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.uri.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for JwksUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JwksUrl({})", self.uri)
+    }
+}
+
+impl IssuerFile {
+    fn resolve(self) -> Result<ExternalIssuer, String> {
+        let what = |reason: &str| format!("[[auth.issuers]] `{}`: {reason}", self.issuer);
+        let jwks = match (self.jwks_file, self.jwks_url) {
+            (Some(_), Some(_)) => {
+                return Err(what("give either jwks_file or jwks_url, not both"));
+            }
+            (None, None) => return Err(what("give its keys: jwks_file or jwks_url")),
+            (Some(path), None) => {
+                if self.jwks_refresh_secs.is_some() {
+                    return Err(what(
+                        "jwks_refresh_secs goes with jwks_url (a jwks_file is read once, at start-up)",
+                    ));
+                }
+                JwksSource::File(path)
+            }
+            (None, Some(url)) => {
+                let url = JwksUrl::parse(&url).map_err(|e| what(&e))?;
+                let secs = self.jwks_refresh_secs.unwrap_or(DEFAULT_JWKS_REFRESH_SECS);
+                if !JWKS_REFRESH_SECS.contains(&secs) {
+                    return Err(what(&format!(
+                        "jwks_refresh_secs must be between {} and {} seconds",
+                        JWKS_REFRESH_SECS.start(),
+                        JWKS_REFRESH_SECS.end()
+                    )));
+                }
+                JwksSource::Url {
+                    url,
+                    refresh_every: Duration::from_secs(secs),
+                }
+            }
+        };
+        Ok(ExternalIssuer {
+            issuer: self.issuer,
+            jwks,
+            mapping: self.mapping,
+        })
+    }
+}
+
+impl AuthFile {
+    fn resolve(self) -> Result<AuthSettings, String> {
+        Ok(AuthSettings {
+            issuers: self
+                .issuers
+                .into_iter()
+                .map(IssuerFile::resolve)
+                .collect::<Result<_, _>>()?,
+            clients: self.clients,
+            token_ttl_secs: self.token_ttl_secs,
+        })
+    }
 }
 
 /// Where the records live.
@@ -110,7 +296,7 @@ pub struct Config {
     pub sqlite_durable: bool,
     /// Holds the embedded store and the token issuer's key pair.
     pub data: PathBuf,
-    pub auth: AuthFile,
+    pub auth: AuthSettings,
     /// The access policy: the defaults with the file's `[policy]` applied.
     pub policy: policy::Policy,
 }
@@ -211,7 +397,7 @@ pub fn resolve(args: &ServerArgs) -> Result<Config, String> {
         max_body_bytes,
         sqlite_durable,
         data,
-        auth: file.auth,
+        auth: file.auth.resolve()?,
         policy: policy::Policy::configured(file.policy)?,
     })
 }
@@ -293,6 +479,127 @@ scope = "system/Encounter.cru"
             .is_err()
         );
         std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn jwks_urls_are_https_or_loopback_http() {
+        for (url, host, port, path) in [
+            ("https://idp.example/jwks", "idp.example", 443, "/jwks"),
+            (
+                "https://IdP.Example:8443/a/b?v=2",
+                "idp.example",
+                8443,
+                "/a/b?v=2",
+            ),
+            ("https://idp.example", "idp.example", 443, "/"),
+            ("https://[2001:db8::1]/jwks", "2001:db8::1", 443, "/jwks"),
+            ("http://127.0.0.1:8080/jwks", "127.0.0.1", 8080, "/jwks"),
+            ("http://[::1]:9000/jwks", "::1", 9000, "/jwks"),
+            ("http://localhost/jwks", "localhost", 80, "/jwks"),
+            ("HTTP://LOCALHOST:1/jwks", "localhost", 1, "/jwks"),
+        ] {
+            let u = JwksUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(
+                (u.host(), u.port(), u.path_and_query()),
+                (host, port, path),
+                "{url}"
+            );
+            assert_eq!(u.is_https(), url.to_ascii_lowercase().starts_with("https"));
+        }
+        for (url, reason) in [
+            ("http://idp.example/jwks", "plain http:// is refused"),
+            ("http://127.0.0.2/jwks", "plain http:// is refused"),
+            ("http://10.0.0.1/jwks", "plain http:// is refused"),
+            (
+                "http://localhost.evil.example/jwks",
+                "plain http:// is refused",
+            ),
+            (
+                "http://127.0.0.1.evil.example/jwks",
+                "plain http:// is refused",
+            ),
+            (
+                "http://127.0.0.1@evil.example/jwks",
+                "user name or password",
+            ),
+            (
+                "https://user:secret@idp.example/jwks",
+                "user name or password",
+            ),
+            ("ftp://idp.example/jwks", "must be an https:// URL"),
+            ("file:///etc/jwks.json", "must be an https:// URL"),
+            ("idp.example/jwks", "must be an https:// URL"),
+            ("/jwks", "must be an https:// URL"),
+            ("", "not a URL"),
+            ("https://idp example/jwks", "not a URL"),
+        ] {
+            let err = JwksUrl::parse(url).expect_err(url);
+            assert!(err.contains(reason), "{url}: {err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_issuer_has_exactly_one_source_of_keys() {
+        let issuer = |keys: &str| {
+            let p = write(
+                "issuer-keys",
+                &format!("[[auth.issuers]]\nissuer = \"https://idp.example\"\n{keys}"),
+            );
+            let r = resolve(&ServerArgs {
+                config: Some(p.clone()),
+                ..Default::default()
+            });
+            std::fs::remove_file(p).unwrap();
+            r.map(|c| c.auth.issuers.into_iter().next().unwrap().jwks)
+        };
+        let url = issuer("jwks_url = \"https://idp.example/jwks\"\n").unwrap();
+        assert!(
+            matches!(&url, JwksSource::Url { url, refresh_every }
+                if url.to_string() == "https://idp.example/jwks"
+                    && *refresh_every == Duration::from_secs(3600)),
+            "{url:?}"
+        );
+        let url = issuer("jwks_url = \"http://127.0.0.1:9/k\"\njwks_refresh_secs = 60\n").unwrap();
+        assert!(
+            matches!(url, JwksSource::Url { refresh_every, .. } if refresh_every == Duration::from_secs(60))
+        );
+        let file = issuer("jwks_file = \"/etc/jwks.json\"\n").unwrap();
+        assert!(matches!(file, JwksSource::File(p) if p == Path::new("/etc/jwks.json")));
+
+        for (keys, reason) in [
+            ("", "give its keys: jwks_file or jwks_url"),
+            (
+                "jwks_file = \"/etc/jwks.json\"\njwks_url = \"https://idp.example/jwks\"\n",
+                "either jwks_file or jwks_url, not both",
+            ),
+            (
+                "jwks_file = \"/etc/jwks.json\"\njwks_refresh_secs = 600\n",
+                "jwks_refresh_secs goes with jwks_url",
+            ),
+            (
+                "jwks_url = \"https://idp.example/jwks\"\njwks_refresh_secs = 59\n",
+                "between 60 and 604800 seconds",
+            ),
+            (
+                "jwks_url = \"https://idp.example/jwks\"\njwks_refresh_secs = 604801\n",
+                "between 60 and 604800 seconds",
+            ),
+            (
+                "jwks_url = \"http://idp.example/jwks\"\n",
+                "plain http:// is refused",
+            ),
+            ("jwks_uri = \"https://idp.example/jwks\"\n", "jwks_uri"),
+        ] {
+            let err = issuer(keys).expect_err(keys);
+            assert!(err.contains(reason), "{keys}: {err}");
+            if !reason.contains("jwks_uri") {
+                assert!(
+                    err.contains("`https://idp.example`"),
+                    "names the issuer: {err}"
+                );
+            }
+        }
     }
 
     #[test]

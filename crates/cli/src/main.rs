@@ -11,6 +11,7 @@
 
 mod audit_cmd;
 mod config;
+mod jwks_fetch;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -255,7 +256,7 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
     } else {
         vec![]
     };
-    let auth = auth_config(c, key, &base_url)?;
+    let auth = auth_config(c, key, &base_url).await?;
     let app = api::router(
         service,
         api::ApiConfig {
@@ -389,24 +390,21 @@ fn issuer_key(c: &Config) -> Result<auth::IssuerKey, String> {
 }
 
 /// Trusts the embedded issuer (iss and aud: the FHIR base URL) and the
-/// configured external issuers.
-fn auth_config(
+/// configured external issuers, fetching their JWK Set URLs and starting
+/// the tasks that keep those keys fresh.
+async fn auth_config(
     c: &Config,
     key: auth::IssuerKey,
     base_url: &str,
 ) -> Result<api::auth::AuthConfig, String> {
+    let fetcher = Arc::new(jwks_fetch::Fetcher::new(jwks_fetch::Limits::DEFAULT)?);
     let mut issuers = vec![key.trusted_issuer(base_url)];
-    for i in &c.auth.issuers {
-        let keys =
-            auth::jwks_from_file(&i.jwks_file).map_err(|e| format!("issuer {}: {e}", i.issuer))?;
-        issuers.push(auth::TrustedIssuer {
-            issuer: i.issuer.clone(),
-            keys,
-            mapping: i.mapping.clone(),
-        });
-    }
+    issuers.extend(
+        jwks_fetch::trusted_issuers(&c.auth.issuers, &fetcher, jwks_fetch::Retry::START_UP).await?,
+    );
     let verifier = auth::Verifier::new(auth::VerifierConfig::new(base_url, issuers))
         .map_err(|e| format!("token verification: {e}"))?;
+    jwks_fetch::keep_fresh(&verifier, &c.auth.issuers, &fetcher)?;
     Ok(api::auth::AuthConfig::new(
         verifier,
         Some(api::auth::EmbeddedIssuer {

@@ -10,5 +10,6 @@
 
 mod issuer;
 mod mapping;
+mod rotation;
 mod support;
 mod verify;

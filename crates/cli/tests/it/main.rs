@@ -13,4 +13,5 @@
 mod access;
 mod client;
 mod crash;
+mod jwks_url;
 mod server;
