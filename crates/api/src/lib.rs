@@ -73,6 +73,7 @@ pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
         .route("/", post(bundle::<S>).get(system_search::<S>))
         .route("/_history", get(history_system::<S>))
         .route("/$alerts", get(alerts::<S>))
+        .route("/$sharing", get(sharing::<S>).post(set_sharing::<S>))
         .route(
             "/{rtype}",
             get(search::<S>)
@@ -172,7 +173,9 @@ fn action_of(method: &Method, path: &str) -> audit::Action {
         // must not reach the audit log.
         return match op {
             "break-glass" => Action::BreakGlass,
-            "everything" | "validate" | "access-log" | "alerts" => Action::Operation(op.to_owned()),
+            "everything" | "validate" | "access-log" | "alerts" | "sharing" => {
+                Action::Operation(op.to_owned())
+            }
             _ => Action::Operation("unknown".to_owned()),
         };
     }
@@ -722,6 +725,31 @@ async fn alerts<S: Store>(
         st.service.alerts(&caller, &pairs(&q)?).await?,
         &[],
     ))
+}
+
+/// `GET $sharing`: a data controller's sharing settings for their practice.
+async fn sharing<S: Store>(
+    State(st): St<S>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    if let Some((k, _)) = pairs(&q)?.first() {
+        return Err(ApiError::Core(CoreError::UnknownParameter(k.clone())));
+    }
+    let body = st.service.sharing_settings(&caller).await?;
+    Ok(fhir_response(StatusCode::OK, body, vec![]))
+}
+
+/// `POST $sharing`: changes them (a `Parameters` body).
+async fn set_sharing<S: Store>(
+    State(st): St<S>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let bytes = read_body(&st, &headers, body).await?;
+    let body = st.service.set_sharing(&caller, &bytes).await?;
+    Ok(fhir_response(StatusCode::OK, body, vec![]))
 }
 
 /// `GET Patient/[id]/$access-log`: who looked at my record.

@@ -48,6 +48,7 @@ pub fn decision(n: usize) {
         active: true,
         start: None,
         end: None,
+        detail: None,
     };
     let relationships = vec![
         rel("B00001", "gp-registration"),
@@ -79,6 +80,7 @@ pub fn decision(n: usize) {
                 patient_id: "p1",
                 relationships: &relationships,
                 proxy_levels: &[],
+                org_type: None,
             };
             if let Ok(access) = policy.patient_access(&p, &facts, now)
                 && matches!(

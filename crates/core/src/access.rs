@@ -17,6 +17,7 @@ use store::{SearchQuery, Store, StoredResource};
 
 use crate::Service;
 use crate::error::{CoreError, Result};
+use crate::trail::PROXY_REVIEW_DUE;
 use crate::trail::Trail;
 
 /// An authenticated caller: built by the API from a verified token, or by
@@ -167,6 +168,10 @@ fn filter_of(c: Criterion) -> Option<Filter> {
             user: Some(user),
             now,
             recent_since,
+            // Filled in by the population search, which knows the
+            // organisation.
+            org_type: None,
+            local: false,
         },
         Criterion::AnyOf(groups) => {
             // A group without conditions admits everything.
@@ -255,9 +260,22 @@ impl<S: Store> Service<S> {
                 active: r.active,
                 start: r.start,
                 end: r.end,
+                detail: r.detail,
             })
             .collect();
         let now = self.clock.now();
+        // A dissent aimed at organisation types needs the caller's type.
+        let org_type = match p.org.as_deref() {
+            Some(org)
+                if matches!(role.kind, RoleKind::Clinical | RoleKind::SocialCare)
+                    && relationships.iter().any(|r| {
+                        r.kind == policy::relationships::DISSENT && r.org.starts_with("type:")
+                    }) =>
+            {
+                self.org_type(org).await?
+            }
+            _ => None,
+        };
         let proxy_levels = match (role.kind, &p.related_person) {
             (RoleKind::Proxy, Some(rp)) if p.patient.as_deref() == Some(patient) => {
                 let consents = self
@@ -286,7 +304,17 @@ impl<S: Store> Service<S> {
                     .filter_map(|r| r.resource.body.as_deref())
                     .filter_map(|b| serde_json::from_str(b).ok())
                     .collect();
-                policy::relationships::proxy_scopes(&bodies, rp, now)
+                let levels = policy::relationships::proxy_scopes(&bodies, rp, now);
+                if !levels.is_empty() && self.proxy_review_due(patient, &bodies, rp, now).await? {
+                    // The practice reviews a parent's access when the
+                    // child turns 11 (an alert, from this record).
+                    caller
+                        .trail()
+                        .state()
+                        .notices
+                        .push(PROXY_REVIEW_DUE.to_owned());
+                }
+                levels
             }
             _ => vec![],
         };
@@ -294,8 +322,17 @@ impl<S: Store> Service<S> {
             patient_id: patient,
             relationships: &relationships,
             proxy_levels: &proxy_levels,
+            org_type: org_type.as_deref(),
         };
-        let mut access = self.policy.patient_access(p, &facts, now).map_err(forbid)?;
+        let mut access = match self.policy.patient_access(p, &facts, now) {
+            Ok(access) => access,
+            Err(d) => {
+                if d.code == policy::APPROVAL_REQUIRED {
+                    self.request_approval(p, &relationships).await?;
+                }
+                return Err(forbid(d));
+            }
+        };
         if access.basis == policy::Basis::BreakGlass {
             let mut t = caller.trail().state();
             t.break_glass = true;
@@ -327,6 +364,108 @@ impl<S: Store> Service<S> {
             access.resolve_latest(q.rule, rows.into_iter().map(|r| r.resource.id).collect());
         }
         Ok(access)
+    }
+
+    /// The type of organisation `org` (its `Organization.type` coding in
+    /// sharedcare's organisation-type system), if the record knows it.
+    pub(crate) async fn org_type(&self, org: &str) -> Result<Option<String>> {
+        let rows = self
+            .store
+            .search(&SearchQuery {
+                rtype: "Organization".to_owned(),
+                filters: vec![Filter::Token {
+                    param: "identifier".to_owned(),
+                    not: false,
+                    any_of: vec![TokenValue {
+                        system: Some(policy::relationships::ODS_SYSTEM.to_owned()),
+                        code: Some(org.to_owned()),
+                    }],
+                }],
+                sort: vec![],
+                after: None,
+                backward: false,
+                limit: 1,
+            })
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.resource.body.as_deref())
+            .and_then(|b| serde_json::from_str::<Value>(b).ok())
+            .and_then(|o| {
+                policy::json::values(&o, "type.coding")
+                    .into_iter()
+                    .find(|c| {
+                        c.get("system").and_then(Value::as_str)
+                            == Some(policy::relationships::ORG_TYPE_SYSTEM)
+                    })
+                    .and_then(|c| c.get("code").and_then(Value::as_str))
+                    .map(str::to_owned)
+            }))
+    }
+
+    /// Is a parent's proxy access to `patient` due for the practice's
+    /// review (the child is 11 or older)? Reads the person's birth date.
+    async fn proxy_review_due(
+        &self,
+        patient: &str,
+        consents: &[Value],
+        related_person: &str,
+        now: store::Micros,
+    ) -> Result<bool> {
+        let parental = consents
+            .iter()
+            .any(|c| policy::relationships::legal_basis(c) == Some("parental-responsibility"));
+        if !parental {
+            return Ok(false);
+        }
+        let birth_date = self
+            .store
+            .read("Patient", patient)
+            .await?
+            .and_then(|r| r.body)
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            .and_then(|v| {
+                v.get("birthDate")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
+        Ok(birth_date.is_some_and(|b| {
+            policy::relationships::proxy_review_due(consents, related_person, &b, now)
+        }))
+    }
+
+    /// Files the request of `p`'s organisation for access to the patients
+    /// of each registered practice that verifies it first, unless one is
+    /// already pending or decided. Committed on its own: the refusal stands
+    /// whatever happens here.
+    async fn request_approval(
+        &self,
+        p: &Principal,
+        relationships: &[policy::Relationship],
+    ) -> Result<()> {
+        use policy::relationships::sharing;
+        let Some(org) = p.org.as_deref() else {
+            return Ok(());
+        };
+        let practices: Vec<&str> = relationships
+            .iter()
+            .filter(|r| r.kind == sharing::VERIFY && r.org == org)
+            .filter_map(|r| r.detail.as_deref())
+            .filter(|practice| {
+                !relationships.iter().any(|r| {
+                    matches!(
+                        r.kind.as_str(),
+                        sharing::PENDING | sharing::APPROVED | sharing::REJECTED
+                    ) && r.org == org
+                        && r.detail.as_deref() == Some(*practice)
+                })
+            })
+            .collect();
+        for practice in practices {
+            self.put_sharing_request(practice, org, sharing::PENDING)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The body of `r` as `access` lets it leave, or `None` if withheld.

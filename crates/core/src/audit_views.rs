@@ -328,6 +328,8 @@ struct Alert {
 fn alerts_of(practice: &str, records: &[(i64, audit::AuditRecord)]) -> Vec<Alert> {
     let mut out = Vec::new();
     let mut seen_orgs: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut requesting: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut reviews: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut denied: std::collections::BTreeMap<&str, Vec<i64>> = std::collections::BTreeMap::new();
     for (seq, r) in records {
         let patient = r.patients.first().cloned();
@@ -366,6 +368,36 @@ fn alerts_of(practice: &str, records: &[(i64, audit::AuditRecord)]) -> Vec<Alert
                 kind: "consent-change",
                 patient: patient.clone(),
                 text: format!("{who} changed a patient's sharing choices or proxy access"),
+            });
+        }
+        let reason = |code: &str| r.decision.reasons.iter().any(|x| x == code);
+        if !r.decision.permit
+            && reason(policy::APPROVAL_REQUIRED)
+            && let Some(o) = org
+            && requesting.insert(o)
+        {
+            out.push(Alert {
+                seq: *seq,
+                time: r.time,
+                kind: "approval-request",
+                patient: patient.clone(),
+                text: format!(
+                    "{who} asks to access your patients' records; approve or reject it with POST $sharing"
+                ),
+            });
+        }
+        if r.decision.permit
+            && reason(crate::trail::PROXY_REVIEW_DUE)
+            && let Some(p) = &patient
+            && reviews.insert(p.clone())
+        {
+            out.push(Alert {
+                seq: *seq,
+                time: r.time,
+                kind: "proxy-review",
+                patient: patient.clone(),
+                text: "a parent's proxy access to a child who is now 11 or over is due for review"
+                    .to_owned(),
             });
         }
         if !r.decision.permit

@@ -23,6 +23,7 @@ pub mod instant;
 pub mod query;
 pub mod resource;
 mod searching;
+mod sharing;
 pub mod trail;
 mod writing;
 

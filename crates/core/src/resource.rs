@@ -104,7 +104,7 @@ pub fn stamp(
 
 /// Names the rules [`index`] applies; stored with the index so that a
 /// change of rules triggers a rebuild at start-up.
-pub const INDEX_VERSION: &str = "3-r4-search-parameters-relationships";
+pub const INDEX_VERSION: &str = "4-r4-search-parameters-relationships-consent-markers";
 
 /// The Patient compartment and the index rows of a resource, from the
 /// official R4 SearchParameters and CompartmentDefinition.

@@ -387,7 +387,22 @@ impl<S: Store> Service<S> {
                     .policy
                     .population(p, self.clock.now())
                     .map_err(forbid)?;
-                filters.extend(filters_of(vec![c]));
+                let mut population = filters_of(vec![c]);
+                // Dissent aimed at organisation types, and "local only"
+                // practices, need to know what the organisation is.
+                for f in population.iter_mut() {
+                    if let Filter::Related {
+                        org,
+                        org_type,
+                        local,
+                        ..
+                    } = f
+                    {
+                        *org_type = self.org_type(org).await?;
+                        *local = self.policy.is_local(org);
+                    }
+                }
+                filters.extend(population);
                 Ok(Scope::Population)
             }
             None => Err(CoreError::Forbidden {

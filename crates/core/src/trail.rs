@@ -33,6 +33,9 @@ pub struct TrailState {
     pub break_glass: bool,
     pub purpose_of_use: Option<String>,
     pub search: Option<AuditSearch>,
+    /// Reason codes to record beside the decision (e.g. that a parent's
+    /// proxy access is due for review).
+    pub notices: Vec<String>,
     /// Set once a record for this request has been appended (its seq).
     pub appended: Option<i64>,
 }
@@ -109,6 +112,7 @@ impl Trail {
         if s.break_glass {
             reasons.push("break-glass".to_owned());
         }
+        reasons.extend(s.notices.iter().cloned());
         AuditRecord {
             time,
             request_id: s.request_id.clone(),
@@ -136,6 +140,10 @@ impl Trail {
         }
     }
 }
+
+/// The notice recorded when a parent's proxy access to a child of 11 or
+/// over is due for the practice's review.
+pub const PROXY_REVIEW_DUE: &str = "proxy-review-due";
 
 /// The stored form of `record`: its canonical JSON (what the chain
 /// hashes) and the patients it names.

@@ -216,7 +216,7 @@ impl<S: Store> Service<S> {
             return Ok(vec![]);
         }
         let mut rows = Vec::new();
-        let row = |org: String, kind: &str, active, start, end| RelationshipRow {
+        let row = |org: String, kind: &str, active, start, end, detail| RelationshipRow {
             org,
             kind: kind.to_owned(),
             user: None,
@@ -225,7 +225,7 @@ impl<S: Store> Service<S> {
             end,
             src_type: rtype.to_owned(),
             src_id: id.to_owned(),
-            detail: None,
+            detail,
         };
         if rel::SOURCE_TYPES.contains(&rtype) {
             for d in rel::drafts(rtype, value) {
@@ -241,17 +241,27 @@ impl<S: Store> Service<S> {
                         .or(Some(org_id)),
                 };
                 if let Some(org) = org {
-                    rows.push(row(org, d.kind, d.active, d.start, d.end));
+                    rows.push(row(org, d.kind, d.active, d.start, d.end, d.detail));
                 }
             }
         }
         let (sensitive, not_for_patient) = labels::labels_of(value);
         let recorder = labels::recorded_by(value).unwrap_or("").to_owned();
         if sensitive {
-            rows.push(row(recorder.clone(), rel::SEALED, false, None, None));
+            // The sealing label codes, so that a decision knows whether an
+            // explicit consent opens the item.
+            let codes = labels::sealing_codes(value).join(" ");
+            rows.push(row(
+                recorder.clone(),
+                rel::SEALED,
+                false,
+                None,
+                None,
+                Some(codes),
+            ));
         }
         if not_for_patient {
-            rows.push(row(recorder, rel::NOT_FOR_PATIENT, false, None, None));
+            rows.push(row(recorder, rel::NOT_FOR_PATIENT, false, None, None, None));
         }
         Ok(rows)
     }

@@ -46,6 +46,26 @@ pub fn labels_of(resource: &Value) -> (bool, bool) {
     (sensitive, not_for_patient)
 }
 
+/// The codes of the labels that seal an item (`R`, `V`, sensitivity
+/// topics, `safeguarding`): what an explicit consent must name to open it.
+pub fn sealing_codes(resource: &Value) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for c in crate::json::values(resource, "meta.security") {
+        let system = c.get("system").and_then(Value::as_str).unwrap_or("");
+        let code = c.get("code").and_then(Value::as_str).unwrap_or("");
+        let seals = match system {
+            CONFIDENTIALITY => matches!(code, "R" | "V"),
+            ACT_CODE => SENSITIVITY_TOPICS.contains(&code),
+            LOCAL_LABELS => code == "safeguarding",
+            _ => false,
+        };
+        if seals && !out.contains(&code) {
+            out.push(code);
+        }
+    }
+    out
+}
+
 /// The tokens (system, code) whose presence in `meta.security` seals an item,
 /// for search criteria.
 pub fn sensitive_tokens() -> Vec<(String, String)> {

@@ -94,6 +94,9 @@ pub struct Facts<'a> {
     pub relationships: &'a [Relationship],
     /// For proxies: the access levels of their active proxy Consent(s).
     pub proxy_levels: &'a [String],
+    /// The type of the principal's organisation (`Organization.type`,
+    /// sharedcare's organisation-type codes), when a dissent names types.
+    pub org_type: Option<&'a str>,
 }
 
 /// On what ground access was granted.
@@ -174,6 +177,9 @@ pub struct Policy {
     pub recent_encounter: Micros,
     /// How long break-glass lasts (default 4 hours).
     pub break_glass_for: Micros,
+    /// The organisations of this integrated care system: what a practice's
+    /// "local only" sharing admits.
+    pub local_organisations: Vec<String>,
 }
 
 impl Default for Policy {
@@ -182,9 +188,14 @@ impl Default for Policy {
             roles: roles::defaults(),
             recent_encounter: 30 * DAY,
             break_glass_for: 4 * 3_600_000_000,
+            local_organisations: Vec::new(),
         }
     }
 }
+
+/// The denial code of an organisation's first access to a practice's
+/// patient under "verify first": the core files the request.
+pub const APPROVAL_REQUIRED: &str = "approval-required";
 
 /// Types outside every person-level view (the audit work exposes them).
 pub const AUDIT_TYPES: &[&str] = &["AuditEvent", "Provenance"];
@@ -215,6 +226,9 @@ pub struct PolicySettings {
     pub break_glass_hours: Option<i64>,
     #[serde(default)]
     pub roles: Vec<RoleDef>,
+    /// The ODS codes of this integrated care system's organisations.
+    #[serde(default)]
+    pub local_organisations: Vec<String>,
 }
 
 impl Policy {
@@ -261,6 +275,14 @@ impl Policy {
                 ));
             }
         }
+        for org in &settings.local_organisations {
+            if org.is_empty() || !org.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!(
+                    "policy.local_organisations: {org:?} is not an organisation code"
+                ));
+            }
+        }
+        policy.local_organisations = settings.local_organisations;
         for role in settings.roles {
             match policy.roles.iter_mut().find(|r| r.code == role.code) {
                 Some(existing) => *existing = role,
@@ -268,6 +290,112 @@ impl Policy {
             }
         }
         Ok(policy)
+    }
+
+    /// Is `org` one of this integrated care system's organisations?
+    pub fn is_local(&self, org: &str) -> bool {
+        self.local_organisations.iter().any(|o| o == org)
+    }
+
+    /// What keeps `org` (of type `org_type`) out of this person's record
+    /// although it has a relationship: the person's dissent, or the sharing
+    /// rules of their registered practice(s). `None`: nothing. Only
+    /// break-glass passes it. The registered practice itself is never kept
+    /// out (the caller checks).
+    fn sharing_block(
+        &self,
+        org: &str,
+        facts: &Facts,
+        gp_orgs: &[String],
+        now: Micros,
+        break_glass: bool,
+    ) -> Option<Denial> {
+        let refuse = |code: &'static str, why: String| Denial {
+            code,
+            message: if break_glass {
+                format!(
+                    "{why}; break-glass is available to your role (POST Patient/[id]/$break-glass with a reason)"
+                )
+            } else {
+                why
+            },
+            break_glass_available: break_glass,
+        };
+        let type_key = facts.org_type.map(relationships::org_type_key);
+        let dissent = facts.relationships.iter().any(|r| {
+            r.kind == relationships::DISSENT
+                && r.in_force(now)
+                && (r.org == relationships::EVERY_ORGANISATION
+                    || r.org == org
+                    || type_key.as_deref() == Some(r.org.as_str()))
+        });
+        if dissent {
+            return Some(refuse(
+                "dissent",
+                format!(
+                    "this person has asked that their record is not shared with organisation {org}"
+                ),
+            ));
+        }
+        use relationships::sharing;
+        for practice in gp_orgs {
+            let rules: Vec<&Relationship> = facts
+                .relationships
+                .iter()
+                .filter(|r| {
+                    sharing::KINDS.contains(&r.kind.as_str())
+                        && r.detail.as_deref() == Some(practice.as_str())
+                        && (r.org == org || r.org == relationships::EVERY_ORGANISATION)
+                })
+                .collect();
+            let has = |kind: &str| rules.iter().any(|r| r.kind == kind);
+            let named = |kind: &str| rules.iter().any(|r| r.kind == kind && r.org == org);
+            if has(sharing::OFF) {
+                return Some(refuse(
+                    "sharing-off",
+                    format!("practice {practice} does not share its patients' records"),
+                ));
+            }
+            if named(sharing::DENY) {
+                return Some(refuse(
+                    "sharing-denied",
+                    format!(
+                        "practice {practice} does not share its patients' records with organisation {org}"
+                    ),
+                ));
+            }
+            if has(sharing::LOCAL) && !self.is_local(org) {
+                return Some(refuse(
+                    "sharing-local-only",
+                    format!(
+                        "practice {practice} shares only with organisations of its integrated care system"
+                    ),
+                ));
+            }
+            if has(sharing::ALLOW_LIST) && !named(sharing::ALLOW) {
+                return Some(refuse(
+                    "sharing-not-allowed",
+                    format!("practice {practice} shares only with the organisations it has listed"),
+                ));
+            }
+            if named(sharing::VERIFY) {
+                if named(sharing::REJECTED) {
+                    return Some(refuse(
+                        "sharing-rejected",
+                        format!("practice {practice} has declined access by organisation {org}"),
+                    ));
+                }
+                if !named(sharing::APPROVED) {
+                    return Some(refuse(
+                        APPROVAL_REQUIRED,
+                        format!(
+                            "practice {practice} approves each new organisation's access first; a request has been sent to it"
+                        ),
+                    ));
+                }
+            }
+        }
+        None
     }
 
     pub fn role(&self, code: &str) -> Option<&RoleDef> {
@@ -465,29 +593,39 @@ impl Policy {
                     .iter()
                     .filter(|r| r.is_current(org, &p.subject, now, self.recent_encounter))
                     .collect();
-                if let Some(r) = current
+                let relationship = current
                     .iter()
-                    .find(|r| r.kind != relationships::BREAK_GLASS)
-                {
-                    (Basis::Relationship(r.kind.clone()), role.view.clone())
-                } else if current.iter().any(|r| r.kind == relationships::BREAK_GLASS)
-                    && role.break_glass
-                {
-                    (Basis::BreakGlass, role.view.clone())
+                    .find(|r| r.kind != relationships::BREAK_GLASS);
+                let glass = role.break_glass
+                    && current.iter().any(|r| r.kind == relationships::BREAK_GLASS);
+                // The person's dissent and their practice's sharing rules
+                // keep out every organisation but the practice, whatever its
+                // relationship; only break-glass passes them.
+                let block = if gp_orgs.iter().any(|g| g == org) {
+                    None
                 } else {
-                    return Err(Denial {
-                        code: "no-relationship",
-                        message: if role.break_glass {
-                            format!(
-                                "organisation {org} has no current care relationship with this person; break-glass is available to your role (POST Patient/[id]/$break-glass with a reason)"
-                            )
-                        } else {
-                            format!(
-                                "organisation {org} has no current care relationship with this person"
-                            )
-                        },
-                        break_glass_available: role.break_glass,
-                    });
+                    self.sharing_block(org, facts, &gp_orgs, now, role.break_glass)
+                };
+                match (relationship, block) {
+                    (_, Some(_)) if glass => (Basis::BreakGlass, role.view.clone()),
+                    (Some(_), Some(denial)) => return Err(denial),
+                    (Some(r), None) => (Basis::Relationship(r.kind.clone()), role.view.clone()),
+                    (None, _) if glass => (Basis::BreakGlass, role.view.clone()),
+                    (None, _) => {
+                        return Err(Denial {
+                            code: "no-relationship",
+                            message: if role.break_glass {
+                                format!(
+                                    "organisation {org} has no current care relationship with this person; break-glass is available to your role (POST Patient/[id]/$break-glass with a reason)"
+                                )
+                            } else {
+                                format!(
+                                    "organisation {org} has no current care relationship with this person"
+                                )
+                            },
+                            break_glass_available: role.break_glass,
+                        });
+                    }
                 }
             }
             RoleKind::DataController | RoleKind::Commissioner | RoleKind::Admin => {
@@ -497,6 +635,30 @@ impl Policy {
                 ));
             }
         };
+        // Sealed categories an explicit consent opens to this organisation.
+        let consented: Vec<String> = match (role.kind, org.as_deref()) {
+            (RoleKind::Clinical | RoleKind::SocialCare, Some(org)) => {
+                let mut codes: Vec<String> = Vec::new();
+                for r in facts.relationships.iter().filter(|r| {
+                    r.kind == relationships::SENSITIVE_CONSENT && r.org == org && r.in_force(now)
+                }) {
+                    for code in r.detail.as_deref().unwrap_or("").split_whitespace() {
+                        if !codes.iter().any(|c| c == code) {
+                            codes.push(code.to_owned());
+                        }
+                    }
+                }
+                codes
+            }
+            _ => Vec::new(),
+        };
+        // A marker without its label codes (stored before they were kept)
+        // counts as not covered.
+        let covered = |r: &Relationship| {
+            r.detail
+                .as_deref()
+                .is_some_and(|d| opened(&d.split_whitespace().collect::<Vec<_>>(), &consented))
+        };
         let sealed_withheld = facts.relationships.iter().any(|r| {
             let sealed = r.kind == relationships::SEALED;
             match role.kind {
@@ -504,8 +666,10 @@ impl Policy {
                 // Telling the person (or a proxy) that something is kept
                 // from them can itself harm: no notice for them.
                 RoleKind::Patient | RoleKind::Proxy => false,
-                RoleKind::Clinical => sealed && org.as_deref() != Some(r.org.as_str()),
-                _ => sealed,
+                RoleKind::Clinical => {
+                    sealed && org.as_deref() != Some(r.org.as_str()) && !covered(r)
+                }
+                _ => sealed && !covered(r),
             }
         });
         Ok(PatientAccess {
@@ -523,6 +687,7 @@ impl Policy {
             now,
             latest: Vec::new(),
             sealed_withheld,
+            consented,
         })
     }
 }
@@ -565,6 +730,9 @@ pub struct PatientAccess {
     latest: Vec<(usize, Vec<String>)>,
     /// The record holds sealed items this principal cannot see.
     pub sealed_withheld: bool,
+    /// Sealing label codes an explicit consent opens to this principal's
+    /// organisation.
+    consented: Vec<String>,
 }
 
 impl PatientAccess {
@@ -730,12 +898,49 @@ impl PatientAccess {
             }
             RoleKind::Clinical => match &self.org {
                 Some(org) => vec![Criterion::AnyOf(vec![
-                    vec![not(labels::sensitive_tokens())],
+                    self.sealing_criteria(),
                     vec![tag(labels::RECORDED_BY, org)],
                 ])],
-                None => vec![not(labels::sensitive_tokens())],
+                None => self.sealing_criteria(),
             },
-            _ => vec![not(labels::sensitive_tokens())],
+            _ => self.sealing_criteria(),
+        }
+    }
+
+    /// The criteria (an AND list) admitting only items whose seal this
+    /// principal's consents open ([`opened`]), or that carry no seal.
+    fn sealing_criteria(&self) -> Vec<Criterion> {
+        let token = |not: bool, tokens: Vec<(String, String)>| Criterion::Token {
+            param: "_security".into(),
+            not,
+            any_of: tokens.into_iter().map(|(s, c)| (Some(s), c)).collect(),
+        };
+        let consented = |code: &str| self.consented.iter().any(|c| c == code);
+        let all = labels::sensitive_tokens();
+        let is_r =
+            |(system, code): &(String, String)| system == labels::CONFIDENTIALITY && code == "R";
+        let closed: Vec<(String, String)> = all
+            .iter()
+            .filter(|t| !is_r(t) && !consented(&t.1))
+            .cloned()
+            .collect();
+        let open: Vec<(String, String)> = all
+            .iter()
+            .filter(|t| !is_r(t) && consented(&t.1))
+            .cloned()
+            .collect();
+        let r: Vec<(String, String)> = all.iter().filter(|t| is_r(t)).cloned().collect();
+        if consented("R") {
+            vec![token(true, closed)]
+        } else if open.is_empty() {
+            vec![token(true, all)]
+        } else {
+            // `R` comes with every sensitivity topic: an item restricted by
+            // `R` alone stays closed, one with a consented topic opens.
+            vec![
+                token(true, closed),
+                Criterion::AnyOf(vec![vec![token(true, r)], vec![token(false, open)]]),
+            ]
         }
     }
 
@@ -793,10 +998,18 @@ impl PatientAccess {
             RoleKind::Patient => !not_for_patient,
             RoleKind::Proxy => !sensitive && !not_for_patient,
             RoleKind::Clinical => {
-                !sensitive || (self.org.is_some() && labels::recorded_by(r) == self.org.as_deref())
+                !sensitive
+                    || (self.org.is_some() && labels::recorded_by(r) == self.org.as_deref())
+                    || self.consent_opens(r)
             }
-            _ => !sensitive,
+            _ => !sensitive || self.consent_opens(r),
         }
+    }
+
+    /// Does an explicit consent open every sealing label of `r` to this
+    /// principal's organisation?
+    fn consent_opens(&self, r: &Value) -> bool {
+        opened(&labels::sealing_codes(r), &self.consented)
     }
 
     /// The decision for one item of this person's record about to leave.
@@ -913,6 +1126,21 @@ impl PatientAccess {
     /// The subject this access was decided for (for audit).
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+}
+
+/// Do explicit consents for the label codes `consented` open an item
+/// sealed by `codes`? Every sensitivity topic (and `V`, `safeguarding`) it
+/// carries must be consented; confidentiality `R`, which comes with every
+/// topic, is opened by them, and must itself be named only on an item it
+/// restricts alone.
+fn opened(codes: &[&str], consented: &[String]) -> bool {
+    let has = |code: &str| consented.iter().any(|c| c == code);
+    let topics: Vec<&&str> = codes.iter().filter(|c| **c != "R").collect();
+    if topics.is_empty() {
+        codes.contains(&"R") && has("R")
+    } else {
+        topics.iter().all(|t| has(t))
     }
 }
 

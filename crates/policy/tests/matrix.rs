@@ -947,6 +947,7 @@ fn run(keep: &dyn Fn(&Coord) -> bool) -> (usize, Vec<Mismatch>) {
             patient_id: "p1",
             relationships: &rows,
             proxy_levels: &ctx.levels,
+            org_type: None,
         };
         let access = policy.patient_access(&ctx.principal, &facts, NOW);
         for sens in &sens_all {
@@ -1119,6 +1120,7 @@ fn facts_with<'a>(rows: &'a [Relationship], levels: &'a [String]) -> Facts<'a> {
         patient_id: "p1",
         relationships: rows,
         proxy_levels: levels,
+        org_type: None,
     }
 }
 

@@ -564,7 +564,7 @@ proptest! {
     fn access_and_shown_items_agree_with_the_reference(case in arb_case()) {
         let (p, rels, levels, seeds) = case;
         let policy = Policy::default();
-        let facts = Facts { patient_id: "p1", relationships: &rels, proxy_levels: &levels };
+        let facts = Facts { patient_id: "p1", relationships: &rels, proxy_levels: &levels , org_type: None};
         let k = kind_of(&p.role);
         let access = policy.patient_access(&p, &facts, NOW);
         prop_assert_eq!(access.is_ok(), ref_access(&p, &facts), "access for {:?} with {:?}: {:?}", p, rels, access.as_ref().err());
@@ -628,7 +628,7 @@ proptest! {
     fn criteria_agree_with_item(case in arb_case()) {
         let (p, rels, levels, seeds) = case;
         let policy = Policy::default();
-        let facts = Facts { patient_id: "p1", relationships: &rels, proxy_levels: &levels };
+        let facts = Facts { patient_id: "p1", relationships: &rels, proxy_levels: &levels , org_type: None};
         let Ok(mut a) = policy.patient_access(&p, &facts, NOW) else { return Ok(()) };
         let own: Vec<Value> = seeds
             .iter()
@@ -675,6 +675,7 @@ fn opens(rows: &[Relationship], p: &Principal) -> Result<PatientAccess, policy::
             patient_id: "p1",
             relationships: rows,
             proxy_levels: &[],
+            org_type: None,
         },
         NOW,
     )

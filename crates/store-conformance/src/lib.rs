@@ -103,6 +103,7 @@ where
     registered_patients_of_a_practice(make().await).await;
     audit_in_transaction_commits_or_not(make().await).await;
     related_filter(make().await).await;
+    dissent_and_sharing_rules(make().await).await;
     compartment_filter(make().await).await;
     ready(make().await).await;
 }
@@ -1357,6 +1358,198 @@ async fn compartment_pages<S: Store>(s: S) {
     );
 }
 
+/// Dissent markers and a practice's sharing rules: what
+/// [`Store::relationships`] returns of them, and how
+/// [`Filter::Related`] applies them (the rule written out in
+/// `store::search::Filter::Related`). Every patient has an active care
+/// relationship with organisation `H` (a hospital) at now = 1000.
+async fn dissent_and_sharing_rules<S: Store>(s: S) {
+    use relationship::sharing;
+    use relationship::{DISSENT, ENCOUNTER, GP_REGISTRATION, PRACTICE_PREFIX};
+    let now = 1_000;
+    let patients = ["d1", "d2", "d3", "d4", "d5", "g1", "g2", "g3", "n1"];
+    let mut tx = s.begin().await.unwrap();
+    for id in patients {
+        let mut v = resource("Patient", id, 1, vec![]);
+        v.patient_id = Some(id.to_owned());
+        tx.put(&v).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let encounter = |p: &str| {
+        rel(
+            &format!("Encounter/e-{p}"),
+            "H",
+            ENCOUNTER,
+            true,
+            None,
+            None,
+        )
+    };
+    let gp = |p: &str, practice: &str| {
+        rel(
+            &format!("Patient/{p}"),
+            practice,
+            GP_REGISTRATION,
+            true,
+            None,
+            None,
+        )
+    };
+    let dissent = |p: &str, org: &str, end: Option<i64>| {
+        rel(&format!("Consent/c-{p}"), org, DISSENT, true, None, end)
+    };
+    let mut facts: Vec<(&str, Vec<RelationshipRow>)> = vec![
+        // Dissent from everyone, from H by name, from H's type, from another
+        // type, and one that has lapsed.
+        ("d1", vec![dissent("d1", "*", None)]),
+        ("d2", vec![dissent("d2", "H", None)]),
+        ("d3", vec![dissent("d3", "type:acute-trust", None)]),
+        ("d4", vec![dissent("d4", "type:care-home", None)]),
+        ("d5", vec![dissent("d5", "*", Some(999))]),
+        // Registered at practices P1 (local only), P2 (verify H first), P3
+        // (no rules).
+        ("g1", vec![gp("g1", "P1")]),
+        ("g2", vec![gp("g2", "P2")]),
+        ("g3", vec![gp("g3", "P3")]),
+        ("n1", vec![]),
+    ];
+    for (p, rows) in &mut facts {
+        rows.push(encounter(p));
+    }
+    for (p, rows) in &facts {
+        for row in rows {
+            put_rels(&s, Some(p), std::slice::from_ref(row)).await;
+        }
+    }
+    let rule = |practice: &str, kind: &str, org: &str| RelationshipRow {
+        detail: Some(practice.into()),
+        ..rel(&format!("$sharing/{practice}"), org, kind, true, None, None)
+    };
+    put_rels(
+        &s,
+        Some(&format!("{PRACTICE_PREFIX}P1")),
+        &[
+            rule("P1", sharing::LOCAL, "*"),
+            rule("P1", sharing::DENY, "X"),
+        ],
+    )
+    .await;
+    put_rels(
+        &s,
+        Some(&format!("{PRACTICE_PREFIX}P2")),
+        &[rule("P2", sharing::VERIFY, "H")],
+    )
+    .await;
+
+    let related = |org: &str, org_type: Option<&str>, local: bool| Filter::Related {
+        org: org.into(),
+        user: None,
+        now,
+        recent_since: 0,
+        org_type: org_type.map(str::to_owned),
+        local,
+    };
+    assert_eq!(
+        matching(
+            &s,
+            "Patient",
+            vec![related("H", Some("acute-trust"), false)]
+        )
+        .await,
+        ["d4", "d5", "g3", "n1"]
+    );
+    assert_eq!(
+        matching(&s, "Patient", vec![related("H", None, true)]).await,
+        ["d3", "d4", "d5", "g1", "g3", "n1"]
+    );
+    // An approval lets H in; a later rejection shuts it out again.
+    let decision = |kind: &str| RelationshipRow {
+        detail: Some("P2".into()),
+        ..rel("$sharing-request/P2 H", "H", kind, true, None, None)
+    };
+    put_rels(
+        &s,
+        Some(&format!("{PRACTICE_PREFIX}P2")),
+        &[decision(sharing::APPROVED)],
+    )
+    .await;
+    assert!(
+        matching(&s, "Patient", vec![related("H", None, true)])
+            .await
+            .contains(&"g2".to_owned())
+    );
+    put_rels(
+        &s,
+        Some(&format!("{PRACTICE_PREFIX}P2")),
+        &[decision(sharing::REJECTED)],
+    )
+    .await;
+    assert!(
+        !matching(&s, "Patient", vec![related("H", None, true)])
+            .await
+            .contains(&"g2".to_owned())
+    );
+    // The practice itself passes its own rules and the dissent of its
+    // patients; a marker never counts as a relationship.
+    put_rels(&s, Some("g1"), &[dissent("g1", "*", None)]).await;
+    assert_eq!(
+        matching(&s, "Patient", vec![related("P1", None, false)]).await,
+        ["g1"]
+    );
+    assert!(
+        matching(&s, "Patient", vec![related("*", None, true)])
+            .await
+            .is_empty()
+    );
+
+    // The per-request lookup returns the dissent rows whoever asks, and the
+    // rules of the person's practice that name the caller or everyone.
+    let kinds = |rows: Vec<RelationshipRow>| {
+        let mut k: Vec<(String, String)> = rows.into_iter().map(|r| (r.kind, r.org)).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        kinds(s.relationships("d3", Some("Z"), None).await.unwrap()),
+        [(DISSENT.to_owned(), "type:acute-trust".to_owned())]
+    );
+    let g1 = kinds(s.relationships("g1", Some("H"), None).await.unwrap());
+    assert!(
+        g1.contains(&(sharing::LOCAL.to_owned(), "*".to_owned())),
+        "{g1:?}"
+    );
+    assert!(
+        !g1.iter().any(|(k, _)| k == sharing::DENY),
+        "a rule about X is not H's business: {g1:?}"
+    );
+    let g1x = kinds(s.relationships("g1", Some("X"), None).await.unwrap());
+    assert!(
+        g1x.contains(&(sharing::DENY.to_owned(), "X".to_owned())),
+        "{g1x:?}"
+    );
+    let read = s
+        .read_with_relationships("Patient", "g2", Some("H"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let g2 = kinds(read.relationships);
+    assert!(
+        g2.contains(&(sharing::VERIFY.to_owned(), "H".to_owned())),
+        "{g2:?}"
+    );
+    assert!(
+        g2.contains(&(sharing::REJECTED.to_owned(), "H".to_owned())),
+        "{g2:?}"
+    );
+    // The practice's own rows, for its data controller.
+    let own = kinds(
+        s.relationships(&format!("{PRACTICE_PREFIX}P1"), None, None)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(own.len(), 2, "{own:?}");
+}
+
 /// A relationship row from `src` (`Type/id`) with no user and no detail.
 fn rel(
     src: &str,
@@ -2049,6 +2242,8 @@ async fn relationships_rollback<S: Store>(s: S) {
         user: None,
         now: 10,
         recent_since: 0,
+        org_type: None,
+        local: false,
     };
     assert_eq!(matching(&s, "Patient", vec![related]).await, ["p1"]);
 }
@@ -2215,6 +2410,8 @@ async fn related_filter<S: Store>(s: S) {
         user: user.map(str::to_owned),
         now,
         recent_since,
+        org_type: None,
+        local: false,
     };
     assert_eq!(
         matching(&s, "Patient", vec![related("A", None)]).await,
@@ -2247,6 +2444,8 @@ async fn related_filter<S: Store>(s: S) {
                 user: None,
                 now,
                 recent_since: 601,
+                org_type: None,
+                local: false,
             }]
         )
         .await,

@@ -500,44 +500,127 @@ fn filter(b: &mut Builder, alias: &str, rtype: &str, f: &Filter) -> String {
             user,
             now,
             recent_since,
-        } => related(b, alias, rtype, org, user.as_deref(), *now, *recent_since),
+            org_type,
+            local,
+        } => related(
+            b,
+            alias,
+            rtype,
+            &RelatedArgs {
+                org,
+                user: user.as_deref(),
+                now: *now,
+                recent_since: *recent_since,
+                org_type: org_type.as_deref(),
+                local: *local,
+            },
+        ),
+    }
+}
+
+struct RelatedArgs<'a> {
+    org: &'a str,
+    user: Option<&'a str>,
+    now: Micros,
+    recent_since: Micros,
+    org_type: Option<&'a str>,
+    local: bool,
+}
+
+/// A list of text binds, for `IN (…)`.
+fn texts(b: &mut Builder, values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| b.text(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `{pre} || {col}`: the pseudo patient id of a practice's sharing rules.
+fn practice_key(b: &mut Builder, col: &str) -> String {
+    let pre = b.text(store::relationship::PRACTICE_PREFIX);
+    match b.dialect {
+        Dialect::Sqlite => format!("({pre} || {col})"),
+        Dialect::Postgres => format!("(CAST({pre} AS TEXT) || {col})"),
     }
 }
 
 /// [`Filter::Related`]: a semi-join driven by the `(org, patient_id)` index.
 /// Only Patients have relationships; any other type matches nothing.
-fn related(
-    b: &mut Builder,
-    alias: &str,
-    rtype: &str,
-    org: &str,
-    user: Option<&str>,
-    now: Micros,
-    recent_since: Micros,
-) -> String {
+fn related(b: &mut Builder, alias: &str, rtype: &str, a: &RelatedArgs) -> String {
+    use store::relationship as rel;
     if rtype != "Patient" {
         return "1 = 0".to_owned();
     }
     let r = b.fresh("r");
-    let o = b.text(org);
+    let o = b.text(a.org);
     // Per-user grants (break-glass) count for their user only, and a grant
     // naming no user grants nobody.
-    let bg = b.text(store::relationship::BREAK_GLASS);
-    let who = match user {
+    let bg = b.text(rel::BREAK_GLASS);
+    let who = match a.user {
         None => format!("({r}.user_sub IS NULL AND {r}.kind <> {bg})"),
         Some(u) => {
             let p = b.text(u);
             format!("(({r}.user_sub IS NULL AND {r}.kind <> {bg}) OR {r}.user_sub = {p})")
         }
     };
+    let kinds = texts(b, rel::ACCESS_KINDS);
     let active = b.is_true(&format!("{r}.active"));
-    let now = b.arg(SqlValue::Int(now));
-    let encounter = b.text(store::relationship::ENCOUNTER);
-    let recent = b.arg(SqlValue::Int(recent_since));
+    let now = b.arg(SqlValue::Int(a.now));
+    let encounter = b.text(rel::ENCOUNTER);
+    let recent = b.arg(SqlValue::Int(a.recent_since));
+    // Dissent and the practice's sharing rules keep the organisation out,
+    // except through a GP registration (the practice itself) or
+    // break-glass.
+    let exempt = texts(b, &[rel::GP_REGISTRATION, rel::BREAK_GLASS]);
+    let d = b.fresh("d");
+    let dissent = b.text(rel::DISSENT);
+    let mut named = vec![o.clone(), b.text(rel::EVERY_ORGANISATION)];
+    if let Some(t) = a.org_type {
+        named.push(b.text(&format!("type:{t}")));
+    }
+    let named = named.join(", ");
+    let d_active = b.is_true(&format!("{d}.active"));
+    let g = b.fresh("g");
+    let s = b.fresh("s");
+    let x = b.fresh("x");
+    let gp = b.text(rel::GP_REGISTRATION);
+    let g_active = b.is_true(&format!("{g}.active"));
+    let key = practice_key(b, &format!("{g}.org"));
+    let star = b.text(rel::EVERY_ORGANISATION);
+    let off = b.text(rel::sharing::OFF);
+    let deny = b.text(rel::sharing::DENY);
+    let local_kind = b.text(rel::sharing::LOCAL);
+    let not_local = if a.local { "1 = 0" } else { "1 = 1" };
+    let allow_list = b.text(rel::sharing::ALLOW_LIST);
+    let allow = b.text(rel::sharing::ALLOW);
+    let verify = b.text(rel::sharing::VERIFY);
+    let approved = b.text(rel::sharing::APPROVED);
+    let rejected = b.text(rel::sharing::REJECTED);
+    let has = |kind: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM relationship {x} WHERE {x}.patient_id = {s}.patient_id AND {x}.org = {o} AND {x}.kind = {kind})"
+        )
+    };
+    let blocked_by_practice = format!(
+        "EXISTS (SELECT 1 FROM relationship {g} JOIN relationship {s} ON {s}.patient_id = {key} \
+         WHERE {g}.patient_id = {r}.patient_id AND {g}.kind = {gp} AND {g_active} AND {s}.org IN ({o}, {star}) \
+         AND ({s}.kind = {off} OR ({s}.kind = {deny} AND {s}.org = {o}) OR ({s}.kind = {local_kind} AND {not_local}) \
+         OR ({s}.kind = {allow_list} AND NOT {allowed}) \
+         OR ({s}.kind = {verify} AND {s}.org = {o} AND (NOT {approved_row} OR {rejected_row}))))",
+        allowed = has(&allow),
+        approved_row = has(&approved),
+        rejected_row = has(&rejected),
+    );
     format!(
         "{alias}.id IN (SELECT {r}.patient_id FROM relationship {r} WHERE {r}.org = {o} AND {who} \
+         AND {r}.kind IN ({kinds}) \
          AND (({active} AND ({r}.start_at IS NULL OR {r}.start_at <= {now}) AND ({r}.end_at IS NULL OR {r}.end_at >= {now})) \
-         OR ({r}.kind = {encounter} AND {r}.end_at >= {recent} AND {r}.end_at <= {now})))"
+         OR ({r}.kind = {encounter} AND {r}.end_at >= {recent} AND {r}.end_at <= {now})) \
+         AND ({r}.kind IN ({exempt}) OR (NOT EXISTS (SELECT 1 FROM relationship {d} WHERE {d}.patient_id = {r}.patient_id \
+         AND {d}.kind = {dissent} AND {d}.org IN ({named}) AND {d_active} \
+         AND ({d}.start_at IS NULL OR {d}.start_at <= {now}) AND ({d}.end_at IS NULL OR {d}.end_at >= {now})) \
+         AND NOT {blocked_by_practice})))"
     )
 }
 
@@ -579,26 +662,44 @@ pub fn relationships_of_resource_query(
 }
 
 fn relationships_where(b: &mut Builder, p: &str, org: Option<&str>, user: Option<&str>) -> String {
+    use store::relationship as rel;
     let mut any = Vec::new();
     if let Some(org) = org {
         let o = b.text(org);
         any.push(format!("r.org = {o}"));
     }
-    // GP registrations and sealed-item markers, whichever organisation asks.
-    let gp = b.text(store::relationship::GP_REGISTRATION);
-    let sealed = b.text(store::relationship::SEALED);
-    let nopat = b.text(store::relationship::NOT_FOR_PATIENT);
-    any.push(format!("r.kind IN ({gp}, {sealed}, {nopat})"));
+    // GP registrations, markers and sharing rules, whichever organisation
+    // asks.
+    let kinds = texts(b, rel::ANY_ORG_KINDS);
+    any.push(format!("r.kind IN ({kinds})"));
     if let Some(user) = user {
         let u = b.text(user);
         any.push(format!("r.user_sub = {u}"));
     }
+    let mut branches = vec![format!(
+        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id = {p} AND ({})",
+        or(any)
+    )];
+    // The sharing rules of the person's registered practices that concern
+    // this organisation.
+    if let Some(org) = org {
+        let key = practice_key(b, "g.org");
+        let gp = b.text(rel::GP_REGISTRATION);
+        let g_active = b.is_true("g.active");
+        let o = b.text(org);
+        let star = b.text(rel::EVERY_ORGANISATION);
+        branches.push(format!(
+            "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id IN \
+             (SELECT {key} FROM relationship g WHERE g.patient_id = {p} AND g.kind = {gp} AND {g_active}) \
+             AND r.org IN ({o}, {star})"
+        ));
+    }
     let c = b.collate();
     format!(
-        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id = {p} AND ({}) \
+        "SELECT {RELATIONSHIP_COLUMNS} FROM ({}) r \
          ORDER BY r.active DESC, (r.end_at IS NULL) DESC, r.end_at DESC, \
          r.src_type{c}, r.src_id{c}, r.kind{c}, r.org{c} LIMIT {}",
-        or(any),
+        branches.join(" UNION ALL "),
         store::relationship::MAX_ROWS
     )
 }
@@ -876,6 +977,8 @@ mod tests {
             user: None,
             now: 10,
             recent_since: 5,
+            org_type: None,
+            local: true,
         };
         let mut b = Builder::new(Dialect::Postgres);
         let sql = filters(&mut b, "c", "Patient", std::slice::from_ref(&related));
@@ -883,9 +986,16 @@ mod tests {
             sql.starts_with("(c.id IN (SELECT r1.patient_id FROM relationship r1 WHERE r1.org = $1 AND (r1.user_sub IS NULL AND r1.kind <> $2)"),
             "{sql}"
         );
-        // org, the break-glass kind, now (used thrice), the encounter kind,
-        // recent_since.
-        assert_eq!(b.args.len(), 5, "{sql}");
+        // Only access kinds count; dissent and the practice's rules apply.
+        assert!(sql.contains("r1.kind IN ("), "{sql}");
+        assert!(
+            sql.contains("NOT EXISTS (SELECT 1 FROM relationship d2"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("JOIN relationship s4 ON s4.patient_id = (CAST("),
+            "{sql}"
+        );
         let mut b = Builder::new(Dialect::Sqlite);
         let sql = filters(&mut b, "c", "Observation", &[related]);
         assert_eq!(sql, "(1 = 0)");

@@ -207,6 +207,69 @@ pub mod relationship {
     /// A marker: one row per item withheld from the patient (NOPAT,
     /// third-party information). Returned like [`SEALED`].
     pub const NOT_FOR_PATIENT: &str = "not-for-patient";
+    /// A marker: the person's dissent from sharing; `org` is an
+    /// organisation code, [`EVERY_ORGANISATION`] or `type:` and an
+    /// organisation type. Returned like [`SEALED`]; it keeps organisations
+    /// out of [`crate::Filter::Related`].
+    pub const DISSENT: &str = "dissent";
+    /// A marker: an explicit consent opening sealed categories (`detail`)
+    /// to `org`.
+    pub const SENSITIVE_CONSENT: &str = "sensitive-consent";
+    /// A marker: a secondary-use opt-out (`org`: its code). Returned like
+    /// [`SEALED`].
+    pub const OPT_OUT: &str = "opt-out";
+    /// The `org` of a dissent from sharing with everyone, and of a
+    /// practice-wide sharing rule.
+    pub const EVERY_ORGANISATION: &str = "*";
+    /// The kinds that give an organisation access; everything else is a
+    /// marker or a sharing rule.
+    pub const ACCESS_KINDS: &[&str] = &[
+        GP_REGISTRATION,
+        ENCOUNTER,
+        EPISODE_OF_CARE,
+        CARE_TEAM,
+        REFERRAL,
+        BREAK_GLASS,
+    ];
+    /// A practice's sharing rules are rows under the pseudo patient id
+    /// `PRACTICE_PREFIX + practice` (no FHIR id contains `#` or `:`):
+    /// `org` names the organisation a rule is about (or `*`), `detail` the
+    /// practice. [`crate::Store::relationships`] returns the rules of the
+    /// person's registered practices that name the caller's organisation
+    /// or `*`, and [`crate::Filter::Related`] applies them.
+    pub const PRACTICE_PREFIX: &str = "#practice:";
+    pub mod sharing {
+        pub const OFF: &str = "sharing-off";
+        pub const LOCAL: &str = "sharing-local";
+        pub const ALLOW_LIST: &str = "sharing-allow-list";
+        pub const ALLOW: &str = "sharing-allow";
+        pub const DENY: &str = "sharing-deny";
+        pub const VERIFY: &str = "sharing-verify";
+        pub const PENDING: &str = "sharing-pending";
+        pub const APPROVED: &str = "sharing-approved";
+        pub const REJECTED: &str = "sharing-rejected";
+        pub const KINDS: &[&str] = &[
+            OFF, LOCAL, ALLOW_LIST, ALLOW, DENY, VERIFY, PENDING, APPROVED, REJECTED,
+        ];
+    }
+    /// The kinds [`crate::Store::relationships`] returns whichever
+    /// organisation asks.
+    pub const ANY_ORG_KINDS: &[&str] = &[
+        GP_REGISTRATION,
+        SEALED,
+        NOT_FOR_PATIENT,
+        DISSENT,
+        OPT_OUT,
+        sharing::OFF,
+        sharing::LOCAL,
+        sharing::ALLOW_LIST,
+        sharing::ALLOW,
+        sharing::DENY,
+        sharing::VERIFY,
+        sharing::PENDING,
+        sharing::APPROVED,
+        sharing::REJECTED,
+    ];
     /// The `src_type` of break-glass grants (not a resource type).
     pub const BREAK_GLASS_SOURCE: &str = "$break-glass";
     /// [`crate::Store::relationships`] returns at most this many rows.
@@ -306,9 +369,12 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<StoredResource>>> + Send;
 
     /// The relationship facts of patient `patient_id` that concern the
-    /// caller: rows with `org = org`, rows of kind
-    /// [`relationship::GP_REGISTRATION`] (whatever their organisation), and
-    /// rows with `user = user`. A `None` argument leaves its clause out.
+    /// caller: rows with `org = org`, rows of the kinds
+    /// [`relationship::ANY_ORG_KINDS`] (whatever their organisation), and
+    /// rows with `user = user`; and, with an `org`, the sharing rules of the
+    /// patient's practices (rows under [`relationship::PRACTICE_PREFIX`]
+    /// and each organisation with an active GP registration) whose `org` is
+    /// `org` or `*`. A `None` argument leaves its clause out.
     ///
     /// Rows come back as stored: a per-user row of `org` is returned whoever
     /// asks, so the caller checks [`RelationshipRow::user`].

@@ -270,6 +270,18 @@ pub enum Filter {
     /// - `kind` is [`crate::relationship::ENCOUNTER`] and `end >= recent_since`
     ///   (a recently finished encounter).
     ///
+    /// Only rows of [`crate::relationship::ACCESS_KINDS`] count. Unless
+    /// the row is a GP registration or a break-glass grant, the patient is
+    /// left out when
+    /// - a [`crate::relationship::DISSENT`] row in force (active, in its
+    ///   period) names `org`, `*` or `type:` + `org_type`; or
+    /// - a sharing rule of a practice the patient has an active GP
+    ///   registration with keeps `org` out: `sharing-off`; `sharing-deny`
+    ///   naming `org`; `sharing-local` when `local` is false;
+    ///   `sharing-allow-list` without a `sharing-allow` naming `org`;
+    ///   `sharing-verify` naming `org` without a `sharing-approved` (or with
+    ///   a `sharing-rejected`) naming it.
+    ///
     /// Only the Patient type has relationships: on any other searched type
     /// this filter matches nothing (it fails closed).
     Related {
@@ -277,6 +289,10 @@ pub enum Filter {
         user: Option<String>,
         now: Micros,
         recent_since: Micros,
+        /// The organisation's type (sharedcare organisation-type code).
+        org_type: Option<String>,
+        /// Is the organisation one of this integrated care system's?
+        local: bool,
     },
 }
 

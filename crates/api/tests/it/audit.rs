@@ -692,3 +692,82 @@ async fn data_controller_alerts() {
         );
     }
 }
+
+/// A parent's proxy access to a child is flagged to the practice for review
+/// once the child is 11 (once per child); a younger child's is not, and
+/// access goes on meanwhile (the practice decides).
+#[tokio::test]
+async fn a_parents_access_is_flagged_for_review_when_the_child_turns_eleven() {
+    const ODS: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+    for (t, _raw, _dir) in apps().await {
+        for (kid, born) in [("kid-12", "2014-06-01"), ("kid-8", "2018-03-04")] {
+            let patient = serde_json::json!({"resourceType": "Patient", "id": kid,
+                "birthDate": born,
+                "generalPractitioner": [{"identifier": {"system": ODS, "value": "A81001"}}]});
+            assert!(
+                t.put(&format!("/fhir/Patient/{kid}"), &patient.to_string())
+                    .await
+                    .status
+                    .is_success()
+            );
+            let parent = serde_json::json!({"resourceType": "RelatedPerson", "id": format!("mum-{kid}"),
+                "patient": {"reference": format!("Patient/{kid}")}});
+            assert!(
+                t.put(
+                    &format!("/fhir/RelatedPerson/mum-{kid}"),
+                    &parent.to_string()
+                )
+                .await
+                .status
+                .is_success()
+            );
+            let consent = serde_json::json!({"resourceType": "Consent", "id": format!("proxy-{kid}"),
+                "status": "active",
+                "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "INFA"}]}],
+                "patient": {"reference": format!("Patient/{kid}")},
+                "policyRule": {"coding": [{"system": "https://fhir.nhs.uk/England/CodeSystem/England-NHSProxyLegalBasis", "code": "parental-responsibility"}]},
+                "provision": {"type": "permit", "period": {"start": "2019-01-01"},
+                    "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "PROV"}]},
+                        "reference": {"reference": format!("RelatedPerson/mum-{kid}")}}],
+                    "action": [{"coding": [{"system": "https://fhir.nhs.uk/England/CodeSystem/England-VRSAccessLevel", "code": "VACC"}]}]}});
+            assert!(
+                t.put(&format!("/fhir/Consent/proxy-{kid}"), &consent.to_string())
+                    .await
+                    .status
+                    .is_success()
+            );
+            let mum = format!("mum-{kid}");
+            let proxy = bearer(&Who {
+                sub: "nhs-login-mum",
+                role: "proxy",
+                patient: Some(kid),
+                related_person: Some(&mum),
+                scope: "patient/*.rs",
+                ..Who::default()
+            });
+            for _ in 0..2 {
+                let r = get_as(&t, &proxy, &format!("/fhir/Patient/{kid}")).await;
+                assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+            }
+        }
+        let dc = bearer(&Who {
+            sub: "dc-a",
+            role: "data-controller",
+            org: Some("A81001"),
+            scope: "user/*.rs",
+            ..Who::default()
+        });
+        let r = get_as(&t, &dc, "/fhir/$alerts").await;
+        assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+        let reviews: Vec<Value> = r.json()["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"].clone())
+            .filter(|c| c["category"][0]["coding"][0]["code"] == "proxy-review")
+            .collect();
+        assert_eq!(reviews.len(), 1, "{}: {}", t.name, r.text);
+        assert_eq!(reviews[0]["subject"]["reference"], "Patient/kid-12");
+    }
+}

@@ -200,7 +200,7 @@ impl Drop for World {
 // The population, as one transaction Bundle with our own ids.
 
 /// `YYYY-MM-DDThh:mm:ssZ` of Unix seconds.
-fn iso(secs: i64) -> String {
+pub(crate) fn iso(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(DAY), secs.rem_euclid(DAY));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -220,11 +220,11 @@ fn iso(secs: i64) -> String {
     )
 }
 
-fn reference(r: &str) -> Value {
+pub(crate) fn reference(r: &str) -> Value {
     json!({"reference": r})
 }
 
-fn concept(system: &str, code: &str, display: &str) -> Value {
+pub(crate) fn concept(system: &str, code: &str, display: &str) -> Value {
     json!({"coding": [{"system": system, "code": code, "display": display}]})
 }
 
@@ -241,7 +241,7 @@ fn category(code: &str) -> Value {
 }
 
 /// A transaction entry `PUT rtype/id`, stating who recorded it.
-fn put(rtype: &str, id: &str, recorded_by: Option<&str>, mut body: Value) -> Value {
+pub(crate) fn put(rtype: &str, id: &str, recorded_by: Option<&str>, mut body: Value) -> Value {
     body["resourceType"] = json!(rtype);
     body["id"] = json!(id);
     if let Some(org) = recorded_by {

@@ -80,6 +80,32 @@ pub fn mint(
     .unwrap()
 }
 
+/// Mints a proxy's token: a caregiver (`related_person`) acting for
+/// `patient`.
+pub fn mint_proxy(data: &Path, addr: SocketAddr, related_person: &str, patient: &str) -> String {
+    let key = auth::IssuerKey::load_or_create(data, || panic!("the server made no key")).unwrap();
+    let base = format!("http://{addr}/fhir");
+    let now = now_secs();
+    key.mint(&auth::TokenClaims {
+        iss: base.clone(),
+        aud: base,
+        sub: format!("nhs-login-{related_person}"),
+        exp: now + 3600,
+        nbf: now - 5,
+        iat: now - 5,
+        jti: format!("jti-{related_person}-{now}"),
+        name: format!("Test {related_person}"),
+        role: "proxy".to_owned(),
+        scope: "patient/*.rs".to_owned(),
+        org: None,
+        registration: None,
+        patient: Some(patient.to_owned()),
+        related_person: Some(related_person.to_owned()),
+        client_id: None,
+    })
+    .unwrap()
+}
+
 /// A request as the server's system client.
 pub fn request(
     addr: SocketAddr,

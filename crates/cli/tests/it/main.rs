@@ -12,6 +12,7 @@
 
 mod access;
 mod client;
+mod consent;
 mod crash;
 mod jwks_url;
 mod server;

@@ -90,6 +90,7 @@ pub fn rel(
         active,
         start,
         end,
+        detail: None,
     }
 }
 

@@ -96,6 +96,8 @@ async fn relationship_queries_use_their_indexes() {
                 user: Some("u1".into()),
                 now: 1,
                 recent_since: 0,
+                org_type: None,
+                local: false,
             }],
         );
         let sql = format!(
