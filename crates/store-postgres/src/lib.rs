@@ -555,9 +555,29 @@ async fn relationships(
 ) -> Result<Vec<RelationshipRow>> {
     let mut b = Builder::new(Dialect::Postgres);
     let sql = store_sql::relationships_query(&mut b, patient_id, org, user);
-    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    let mut rb = Builder::new(Dialect::Postgres);
+    let rules_sql = org.map(|o| store_sql::practice_rules_query(&mut rb, patient_id, o));
+    let (rows, rules) = tokio::try_join!(query_relationships(client, &sql, &b), async {
+        match &rules_sql {
+            Some(sql) => query_relationships(client, sql, &rb).await,
+            None => Ok(vec![]),
+        }
+    })?;
+    let mut out = rows;
+    out.extend(rules);
+    Ok(out)
+}
+
+/// Runs a relationship query (both statements of a request are sent
+/// together: tokio-postgres pipelines concurrent queries on a connection).
+async fn query_relationships(
+    client: &Object,
+    sql: &str,
+    b: &Builder,
+) -> Result<Vec<RelationshipRow>> {
+    let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
     let rows = client
-        .query(&stmt, &refs(&to_args(&b)))
+        .query(&stmt, &refs(&to_args(b)))
         .await
         .map_err(db_error)?;
     rows.iter().map(row_to_relationship).collect()
@@ -593,29 +613,32 @@ async fn read_with_relationships(
     let read_sql = format!("{SELECT_CURRENT_WITH_PATIENT} WHERE c.rtype = $1 AND c.id = $2");
     let mut b = Builder::new(Dialect::Postgres);
     let rel_sql = store_sql::relationships_of_resource_query(&mut b, rtype, id, org, user);
-    let (read_stmt, rel_stmt) = tokio::try_join!(
-        client.prepare_cached(&read_sql),
-        client.prepare_cached(&rel_sql)
-    )
-    .map_err(db_error)?;
-    let rel_args = to_args(&b);
-    let rel_refs = refs(&rel_args);
+    let mut rb = Builder::new(Dialect::Postgres);
+    let rules_sql = org.map(|o| store_sql::practice_rules_of_resource_query(&mut rb, rtype, id, o));
+    let read_stmt = client.prepare_cached(&read_sql).await.map_err(db_error)?;
     let read_args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&rtype, &id];
-    let (found, rels) = tokio::try_join!(
-        client.query_opt(&read_stmt, &read_args),
-        client.query(&rel_stmt, &rel_refs)
-    )
-    .map_err(db_error)?;
+    let (found, rels, rules) = tokio::try_join!(
+        async {
+            client
+                .query_opt(&read_stmt, &read_args)
+                .await
+                .map_err(db_error)
+        },
+        query_relationships(client, &rel_sql, &b),
+        async {
+            match &rules_sql {
+                Some(sql) => query_relationships(client, sql, &rb).await,
+                None => Ok(vec![]),
+            }
+        }
+    )?;
     let Some(row) = found else {
         return Ok(None);
     };
     let resource = row_to_resource(&row)?;
     let patient_id: Option<String> = row.try_get(7).map_err(db_error)?;
     let relationships = match patient_id {
-        Some(_) => rels
-            .iter()
-            .map(row_to_relationship)
-            .collect::<Result<_>>()?,
+        Some(_) => rels.into_iter().chain(rules).collect(),
         None => vec![],
     };
     Ok(Some(ReadWithFacts {

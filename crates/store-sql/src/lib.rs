@@ -629,19 +629,22 @@ fn related(b: &mut Builder, alias: &str, rtype: &str, a: &RelatedArgs) -> String
 pub const RELATIONSHIP_COLUMNS: &str =
     "r.org, r.kind, r.user_sub, r.active, r.start_at, r.end_at, r.src_type, r.src_id, r.detail";
 
-/// `store::Store::relationships`: the rows of one patient with `org = org`,
-/// or of kind gp-registration, or with `user_sub = user` (a `None` leaves
-/// its clause out), in the documented order, at most
-/// [`store::relationship::MAX_ROWS`]. The `patient_id` equality leads the
-/// `(patient_id, org)` index; the rest is a filter over one patient's rows.
+/// `store::Store::relationships`, first part: the rows of one patient
+/// with `org = org`, or of a kind in
+/// [`store::relationship::ANY_ORG_KINDS`], or with `user_sub = user` (a
+/// `None` leaves its clause out), in the documented order, at most
+/// [`store::relationship::MAX_ROWS`]; for a practice's pseudo patient,
+/// every row. The `patient_id` equality leads the `(patient_id, org)`
+/// index; the rest is a filter over one patient's rows.
 pub fn relationships_query(
     b: &mut Builder,
     patient_id: &str,
     org: Option<&str>,
     user: Option<&str>,
 ) -> String {
+    let practice = patient_id.starts_with(store::relationship::PRACTICE_PREFIX);
     let p = b.arg(SqlValue::Text(patient_id.to_owned()));
-    relationships_where(b, &p, org, user)
+    relationships_where(b, &p, org, user, practice)
 }
 
 /// [`relationships_query`] for the patient the current version of
@@ -654,53 +657,83 @@ pub fn relationships_of_resource_query(
     org: Option<&str>,
     user: Option<&str>,
 ) -> String {
-    let t = b.arg(SqlValue::Text(rtype.to_owned()));
-    let i = b.arg(SqlValue::Text(id.to_owned()));
-    let p =
-        format!("(SELECT c.patient_id FROM resource_current c WHERE c.rtype = {t} AND c.id = {i})");
-    relationships_where(b, &p, org, user)
+    let p = patient_of_resource(b, rtype, id);
+    relationships_where(b, &p, org, user, false)
 }
 
-fn relationships_where(b: &mut Builder, p: &str, org: Option<&str>, user: Option<&str>) -> String {
-    use store::relationship as rel;
+fn patient_of_resource(b: &mut Builder, rtype: &str, id: &str) -> String {
+    let t = b.arg(SqlValue::Text(rtype.to_owned()));
+    let i = b.arg(SqlValue::Text(id.to_owned()));
+    format!("(SELECT c.patient_id FROM resource_current c WHERE c.rtype = {t} AND c.id = {i})")
+}
+
+fn relationships_where(
+    b: &mut Builder,
+    p: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+    practice: bool,
+) -> String {
     let mut any = Vec::new();
+    if practice {
+        // A practice's own rows (its sharing rules), all of them.
+        any.push("1 = 1".to_owned());
+    }
     if let Some(org) = org {
         let o = b.text(org);
         any.push(format!("r.org = {o}"));
     }
-    // GP registrations, markers and sharing rules, whichever organisation
-    // asks.
-    let kinds = texts(b, rel::ANY_ORG_KINDS);
+    // GP registrations and markers, whichever organisation asks.
+    let kinds = texts(b, store::relationship::ANY_ORG_KINDS);
     any.push(format!("r.kind IN ({kinds})"));
     if let Some(user) = user {
         let u = b.text(user);
         any.push(format!("r.user_sub = {u}"));
     }
-    let mut branches = vec![format!(
-        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id = {p} AND ({})",
-        or(any)
-    )];
-    // The sharing rules of the person's registered practices that concern
-    // this organisation.
-    if let Some(org) = org {
-        let key = practice_key(b, "g.org");
-        let gp = b.text(rel::GP_REGISTRATION);
-        let g_active = b.is_true("g.active");
-        let o = b.text(org);
-        let star = b.text(rel::EVERY_ORGANISATION);
-        branches.push(format!(
-            "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id IN \
-             (SELECT {key} FROM relationship g WHERE g.patient_id = {p} AND g.kind = {gp} AND {g_active}) \
-             AND r.org IN ({o}, {star})"
-        ));
-    }
     let c = b.collate();
     format!(
-        "SELECT {RELATIONSHIP_COLUMNS} FROM ({}) r \
+        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id = {p} AND ({}) \
          ORDER BY r.active DESC, (r.end_at IS NULL) DESC, r.end_at DESC, \
          r.src_type{c}, r.src_id{c}, r.kind{c}, r.org{c} LIMIT {}",
-        branches.join(" UNION ALL "),
+        or(any),
         store::relationship::MAX_ROWS
+    )
+}
+
+/// `store::Store::relationships`, second part: the sharing rules of the
+/// practices patient `patient_id` has an active GP registration with
+/// (rows under [`store::relationship::PRACTICE_PREFIX`] + practice) that
+/// name `org` or `*`, ordered by `(kind, org, detail)`, at most
+/// [`store::relationship::MAX_ROWS`].
+pub fn practice_rules_query(b: &mut Builder, patient_id: &str, org: &str) -> String {
+    let p = b.arg(SqlValue::Text(patient_id.to_owned()));
+    practice_rules_where(b, &p, org)
+}
+
+/// [`practice_rules_query`] for the patient of `(rtype, id)`.
+pub fn practice_rules_of_resource_query(
+    b: &mut Builder,
+    rtype: &str,
+    id: &str,
+    org: &str,
+) -> String {
+    let p = patient_of_resource(b, rtype, id);
+    practice_rules_where(b, &p, org)
+}
+
+fn practice_rules_where(b: &mut Builder, p: &str, org: &str) -> String {
+    use store::relationship as rel;
+    let key = practice_key(b, "g.org");
+    let gp = b.text(rel::GP_REGISTRATION);
+    let g_active = b.is_true("g.active");
+    let o = b.text(org);
+    let star = b.text(rel::EVERY_ORGANISATION);
+    let c = b.collate();
+    format!(
+        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id IN \
+         (SELECT {key} FROM relationship g WHERE g.patient_id = {p} AND g.kind = {gp} AND {g_active}) \
+         AND r.org IN ({o}, {star}) ORDER BY r.kind{c}, r.org{c}, r.detail{c} LIMIT {}",
+        rel::MAX_ROWS
     )
 }
 

@@ -299,7 +299,8 @@ fn find_ids(
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
 }
 
-/// `store::Store::relationships` on one connection.
+/// `store::Store::relationships` on one connection: the patient's rows,
+/// then (with an `org`) the sharing rules of their practices.
 fn relationships(
     conn: &Connection,
     patient_id: &str,
@@ -308,10 +309,20 @@ fn relationships(
 ) -> Result<Vec<RelationshipRow>> {
     let mut b = Builder::new(Dialect::Sqlite);
     let sql = store_sql::relationships_query(&mut b, patient_id, org, user);
-    // Four texts at most (org and user each present or not): cached.
-    let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+    let mut out = relationship_rows(conn, &sql, &b)?;
+    if let Some(org) = org {
+        let mut b = Builder::new(Dialect::Sqlite);
+        let sql = store_sql::practice_rules_query(&mut b, patient_id, org);
+        out.extend(relationship_rows(conn, &sql, &b)?);
+    }
+    Ok(out)
+}
+
+fn relationship_rows(conn: &Connection, sql: &str, b: &Builder) -> Result<Vec<RelationshipRow>> {
+    // A handful of shapes (org and user each present or not): cached.
+    let mut stmt = conn.prepare_cached(sql).map_err(internal)?;
     let rows = stmt
-        .query_map(params_from_iter(args(&b)), |r| {
+        .query_map(params_from_iter(args(b)), |r| {
             Ok(RelationshipRow {
                 org: r.get(0)?,
                 kind: r.get(1)?,
@@ -328,8 +339,6 @@ fn relationships(
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
 }
 
-/// `store::Store::read_with_relationships` on one connection: the current
-/// row with its stored `patient_id`, then that patient's rows.
 fn read_with_relationships(
     conn: &Connection,
     rtype: &str,

@@ -254,22 +254,8 @@ pub mod relationship {
     }
     /// The kinds [`crate::Store::relationships`] returns whichever
     /// organisation asks.
-    pub const ANY_ORG_KINDS: &[&str] = &[
-        GP_REGISTRATION,
-        SEALED,
-        NOT_FOR_PATIENT,
-        DISSENT,
-        OPT_OUT,
-        sharing::OFF,
-        sharing::LOCAL,
-        sharing::ALLOW_LIST,
-        sharing::ALLOW,
-        sharing::DENY,
-        sharing::VERIFY,
-        sharing::PENDING,
-        sharing::APPROVED,
-        sharing::REJECTED,
-    ];
+    pub const ANY_ORG_KINDS: &[&str] =
+        &[GP_REGISTRATION, SEALED, NOT_FOR_PATIENT, DISSENT, OPT_OUT];
     /// The `src_type` of break-glass grants (not a resource type).
     pub const BREAK_GLASS_SOURCE: &str = "$break-glass";
     /// [`crate::Store::relationships`] returns at most this many rows.
@@ -371,10 +357,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The relationship facts of patient `patient_id` that concern the
     /// caller: rows with `org = org`, rows of the kinds
     /// [`relationship::ANY_ORG_KINDS`] (whatever their organisation), and
-    /// rows with `user = user`; and, with an `org`, the sharing rules of the
-    /// patient's practices (rows under [`relationship::PRACTICE_PREFIX`]
-    /// and each organisation with an active GP registration) whose `org` is
-    /// `org` or `*`. A `None` argument leaves its clause out.
+    /// rows with `user = user` (a `None` argument leaves its clause out);
+    /// for a practice's pseudo patient ([`relationship::PRACTICE_PREFIX`]),
+    /// all its rows. Then, with an `org`, the sharing rules of the
+    /// patient's practices (the rows under the pseudo patient of each
+    /// organisation the patient has an active GP registration with) whose
+    /// `org` is `org` or `*`, ordered by `(kind, org, detail)`, at most
+    /// [`relationship::MAX_ROWS`] more.
     ///
     /// Rows come back as stored: a per-user row of `org` is returned whoever
     /// asks, so the caller checks [`RelationshipRow::user`].
@@ -382,7 +371,7 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Ordered by `active` (true first), then `end` descending with no end
     /// first, then `(src_type, src_id, kind, org)` byte-wise; at most
     /// [`relationship::MAX_ROWS`] rows. Runs on every read request: it is
-    /// one query over the `(patient_id, org)` index.
+    /// one query over the `(patient_id, org)` index (two with an `org`).
     fn relationships(
         &self,
         patient_id: &str,

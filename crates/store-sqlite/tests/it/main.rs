@@ -86,6 +86,19 @@ async fn relationship_queries_use_their_indexes() {
             p.contains("USING INDEX relationship_patient_org (patient_id=?)"),
             "analyzed: {analyzed}\n{p}"
         );
+        // The practice's sharing rules: by index, for the patient's GP
+        // registrations and then under each practice's pseudo patient.
+        let mut b = store_sql::Builder::new(store_sql::Dialect::Sqlite);
+        let sql = store_sql::practice_rules_query(&mut b, "p7", "O7");
+        let p = plan(&sql, &b);
+        assert!(
+            !p.contains("SCAN r") && !p.contains("SCAN g"),
+            "analyzed: {analyzed}\n{p}"
+        );
+        assert!(
+            p.contains("relationship_patient_org"),
+            "analyzed: {analyzed}\n{p}"
+        );
         let mut b = store_sql::Builder::new(store_sql::Dialect::Sqlite);
         let cond = store_sql::filters(
             &mut b,
@@ -106,6 +119,14 @@ async fn relationship_queries_use_their_indexes() {
         let p = plan(&sql, &b);
         assert!(
             p.contains("USING INDEX relationship_org_patient (org=?)"),
+            "analyzed: {analyzed}\n{p}"
+        );
+        // Dissent and practice rules are probed by index, never scanned.
+        assert!(
+            !p.contains("SCAN d")
+                && !p.contains("SCAN s")
+                && !p.contains("SCAN g")
+                && !p.contains("SCAN x"),
             "analyzed: {analyzed}\n{p}"
         );
     }
