@@ -5,12 +5,15 @@
 //! - `sharedcare demo`: the same, after loading a small built-in sample
 //!   (idempotently: repeat runs reuse the data), printing what to try.
 //! - `sharedcare token`: mint a token with the data directory's issuer key.
+//! - `sharedcare generate`: write a synthetic ICS population (FHIR NDJSON or
+//!   transaction Bundles, and demo users).
 //!
 //! This is the only place that constructs the real clock, the id generator
 //! and the key pair's random seed.
 
 mod audit_cmd;
 mod config;
+mod generate_cmd;
 mod jwks_fetch;
 
 use std::process::ExitCode;
@@ -60,6 +63,10 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Write a synthetic integrated care system population: organisations,
+    /// staff, people and their records, as FHIR NDJSON or transaction
+    /// Bundles, with `users.ndjson` for `sharedcare token`.
+    Generate(generate_cmd::GenerateArgs),
 }
 
 #[derive(Subcommand, Clone)]
@@ -172,6 +179,7 @@ fn main() -> ExitCode {
         Command::Token(args) => {
             config::resolve(&args.server).and_then(|c| runtime.block_on(mint_command(&c, &args)))
         }
+        Command::Generate(args) => generate_cmd::run(&args),
         Command::Audit { server, action } => {
             config::resolve(&server).and_then(|c| runtime.block_on(audit_command(&c, action)))
         }
