@@ -56,7 +56,7 @@ mod tables;
 
 pub use date::Date;
 pub use ics::{Ics, User};
-pub use person::{SHOWCASE_SLOTS, is_showcase, person, person_and_users};
+pub use person::{RECORDED_BY, SHOWCASE_SLOTS, is_showcase, person, person_and_users};
 
 /// What to generate.
 #[derive(Clone, Debug)]

@@ -19,6 +19,11 @@ pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 pub const LOCAL_PERSON_SYSTEM: &str = "https://fhir.sharedcare.org.uk/Id/synthetic-person";
 pub const RECORD_CATEGORY: &str = "https://fhir.sharedcare.org.uk/CodeSystem/record-category";
 pub const EPISODE_TYPE: &str = "https://fhir.sharedcare.org.uk/CodeSystem/episode-type";
+/// The organisation that recorded an item (`meta.tag`): the server keeps
+/// what a trusted integration client states, so the population loads with
+/// each item attributed to the organisation that recorded it.
+pub const RECORDED_BY: &str = "https://fhir.sharedcare.org.uk/CodeSystem/recorded-by";
+const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 const VERIFICATION_EXTENSION: &str =
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus";
 const VERIFICATION_SYSTEM: &str =
@@ -306,7 +311,7 @@ pub fn person_and_users(ics: &Ics, settings: &Settings, index: u64) -> (Vec<Valu
         None => (line, town, postcode),
     };
     let patient = g.patient(&line, town, &postcode, mobile.as_deref());
-    g.out.push(patient);
+    g.push(patient);
 
     // Proxies first (RelatedPersons follow the Patient).
     let mut k = Rng::stream(seed, domain::CONSENT, index);
@@ -483,8 +488,63 @@ impl Gen<'_> {
             .unwrap_or_else(|| ods_ref(self.ics.ods(self.practice)))
     }
 
-    /// Writes a resource, sealing it as the server would.
+    /// The organisation (ODS code) that recorded `v`: the organisation an
+    /// encounter or episode belongs to, else the organisation of whoever
+    /// recorded, asserted, requested, authored or performed it (staff ids
+    /// are `<ODS>-<n>`), else the person's practice.
+    fn recorder(&self, v: &Value) -> String {
+        let ods = |r: &Value| -> Option<String> {
+            let r = r.get("actor").unwrap_or(r);
+            if let Some(i) = r.get("identifier")
+                && i.get("system").and_then(Value::as_str) == Some(ODS_SYSTEM)
+            {
+                return i.get("value").and_then(Value::as_str).map(str::to_owned);
+            }
+            let reference = r.get("reference").and_then(Value::as_str)?;
+            let id = reference.strip_prefix("Practitioner/")?;
+            id.rsplit_once('-').map(|(org, _)| org.to_owned())
+        };
+        let fields: &[&str] = match v.get("resourceType").and_then(Value::as_str) {
+            Some("Encounter") => &["serviceProvider"],
+            Some("EpisodeOfCare") => &["managingOrganization"],
+            Some("Patient" | "RelatedPerson" | "Consent") => &[],
+            _ => &[
+                "recorder",
+                "asserter",
+                "requester",
+                "author",
+                "performer",
+                "informationSource",
+                "managingOrganization",
+            ],
+        };
+        for f in fields {
+            let found = match v.get(*f) {
+                Some(Value::Array(items)) => items.iter().find_map(&ods),
+                Some(one) => ods(one),
+                None => None,
+            };
+            if let Some(org) = found {
+                return org;
+            }
+        }
+        self.practice_ods()
+    }
+
+    /// Writes a resource, sealing it as the server would and stating who
+    /// recorded it.
     fn push(&mut self, mut v: Value) {
+        let recorder = self.recorder(&v);
+        if let Some(meta) = v
+            .as_object_mut()
+            .map(|m| m.entry("meta").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut)
+        {
+            let tags = meta.entry("tag").or_insert_with(|| json!([]));
+            if let Some(tags) = tags.as_array_mut() {
+                tags.push(json!({"system": RECORDED_BY, "code": recorder}));
+            }
+        }
         labels::auto_label(&mut v);
         for t in labels::topics_of(&v) {
             if !self.sealed.contains(&t) {
@@ -706,7 +766,7 @@ impl Gen<'_> {
                 "address": [address(&rp_line, town, &rp_postcode, "home")]
             });
             self.related.push(id.clone());
-            self.out.push(rp);
+            self.push(rp);
             written.push((plan, id));
         }
         written

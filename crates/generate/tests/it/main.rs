@@ -549,3 +549,52 @@ fn a_larger_population_validates() {
     }
     assert!(statuses.len() >= 8, "{statuses:?}");
 }
+
+/// Every person-level item states the organisation that recorded it (the
+/// server keeps what the loading integration client states): hospital
+/// encounters the hospital, care-home episodes the home, everything
+/// without another author the person's practice — always an organisation
+/// of the system.
+#[test]
+fn every_item_names_its_recording_organisation() {
+    let (all, _) = population(11, 300);
+    let orgs: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter(|v| kind(v) == "Organization")
+        .flat_map(|v| v["identifier"].as_array().unwrap())
+        .filter_map(|i| i["value"].as_str())
+        .collect();
+    let recorder = |v: &Value| -> Option<String> {
+        v["meta"]["tag"].as_array()?.iter().find_map(|t| {
+            (t["system"] == generate::RECORDED_BY).then(|| t["code"].as_str().unwrap().to_owned())
+        })
+    };
+    let mut hospital = 0;
+    for v in all.iter().filter(|v| {
+        !matches!(
+            kind(v),
+            "Organization" | "Practitioner" | "PractitionerRole"
+        )
+    }) {
+        let by = recorder(v).unwrap_or_else(|| panic!("{} has no recorder", v["id"]));
+        assert!(orgs.contains(by.as_str()), "{}: {by}", v["id"]);
+        if kind(v) == "Encounter" {
+            let provider = v["serviceProvider"]["identifier"]["value"]
+                .as_str()
+                .unwrap();
+            assert_eq!(by, provider, "{}", v["id"]);
+            if v["class"]["code"] == "IMP" {
+                hospital += 1;
+            }
+        }
+        if kind(v) == "EpisodeOfCare" {
+            assert_eq!(
+                by,
+                v["managingOrganization"]["identifier"]["value"]
+                    .as_str()
+                    .unwrap()
+            );
+        }
+    }
+    assert!(hospital > 0, "some admissions, recorded by the hospital");
+}
