@@ -2,8 +2,9 @@
 //!
 //! - `sharedcare serve`: serve the FHIR API on the embedded store (SQLite in
 //!   `--data`) or on PostgreSQL (`--database-url`).
-//! - `sharedcare demo`: the same, after loading a small built-in sample
-//!   (idempotently: repeat runs reuse the data), printing what to try.
+//! - `sharedcare demo`: the same, after generating and loading (once: repeat
+//!   runs reuse the data) a small synthetic integrated care system, printing
+//!   what to try with ready tokens.
 //! - `sharedcare token`: mint a token with the data directory's issuer key.
 //! - `sharedcare generate`: write a synthetic ICS population (FHIR NDJSON or
 //!   transaction Bundles, and demo users).
@@ -13,6 +14,7 @@
 
 mod audit_cmd;
 mod config;
+mod demo;
 mod generate_cmd;
 mod jwks_fetch;
 
@@ -45,13 +47,20 @@ struct Cli {
 enum Command {
     /// Serve the FHIR API.
     Serve(ServerArgs),
-    /// Load a small built-in sample, then serve it and print what to try.
+    /// Generate and load a small synthetic integrated care system (once),
+    /// then serve it and print what to try, with ready tokens.
     Demo {
         #[command(flatten)]
         server: ServerArgs,
         /// Delete the embedded store's data first.
         #[arg(long)]
         reset: bool,
+        /// How many people the demo population has.
+        #[arg(long, default_value_t = 1_000)]
+        people: u64,
+        /// The population's seed (the same seed, the same people).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
     /// Mint a token with this data directory's issuer key (the operator's
     /// tool: it can mint any role, including system clients).
@@ -142,8 +151,6 @@ impl IdGenerator for UuidIds {
     }
 }
 
-const DEMO_BUNDLE: &str = include_str!("../demo/sample-bundle.json");
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -167,14 +174,20 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => {
-            config::resolve(&args).and_then(|c| runtime.block_on(run(c, false)))
-        }
-        Command::Demo { server, reset } => config::resolve(&server).and_then(|c| {
+        Command::Serve(args) => config::resolve(&args).and_then(|c| runtime.block_on(run(c, None))),
+        Command::Demo {
+            server,
+            reset,
+            people,
+            seed,
+        } => config::resolve(&server).and_then(|c| {
             if reset {
                 reset_data(&c)?;
             }
-            runtime.block_on(run(c, true))
+            if !(50..=1_000_000).contains(&people) {
+                return Err("--people must be 50 to 1,000,000".to_owned());
+            }
+            runtime.block_on(run(c, Some(DemoOptions { people, seed })))
         }),
         Command::Token(args) => {
             config::resolve(&args.server).and_then(|c| runtime.block_on(mint_command(&c, &args)))
@@ -218,7 +231,14 @@ fn reset_data(c: &Config) -> Result<(), String> {
     }
 }
 
-async fn run(c: Config, demo: bool) -> Result<(), String> {
+/// What `sharedcare demo` loads.
+#[derive(Debug, Clone, Copy)]
+struct DemoOptions {
+    people: u64,
+    seed: u64,
+}
+
+async fn run(c: Config, demo: Option<DemoOptions>) -> Result<(), String> {
     tracing::info!(config = ?c, "starting");
     match &c.backend {
         Backend::Sqlite { path } => {
@@ -239,7 +259,7 @@ async fn run(c: Config, demo: bool) -> Result<(), String> {
     }
 }
 
-async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String> {
+async fn serve<S: Store>(store: S, c: &Config, demo: Option<DemoOptions>) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(c.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", c.listen))?;
@@ -253,16 +273,17 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
     if reindexed > 0 {
         tracing::info!(resources = reindexed, "search index rebuilt");
     }
-    let patients = if demo {
-        load_demo(&service).await?
-    } else {
-        vec![]
+    let cast = match demo {
+        Some(d) => Some(demo::load(&service, d.people, d.seed, today()).await?),
+        None => None,
     };
     let key = issuer_key(c)?;
-    let demo_tokens = if demo {
-        demo_tokens(&key, &base_url, service.now(), &patients)?
-    } else {
-        vec![]
+    let demo_help = match &cast {
+        Some(cast) => {
+            let tokens = demo::tokens(&key, &base_url, service.now(), cast)?;
+            Some(demo::help(&base_url, &tokens, cast))
+        }
+        None => None,
     };
     let auth = auth_config(c, key, &base_url).await?;
     let app = api::router(
@@ -274,8 +295,8 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
             audit_requests: true,
         },
     );
-    if demo {
-        print_demo_help(&base_url, &demo_tokens, &patients);
+    if let Some(help) = demo_help {
+        println!("{help}");
     }
     // Tests and scripts read this line to find the port.
     println!("sharedcare listening on http://{addr} (FHIR base {base_url})");
@@ -287,49 +308,9 @@ async fn serve<S: Store>(store: S, c: &Config, demo: bool) -> Result<(), String>
     Ok(())
 }
 
-/// The demo's organisations: the GP practice and the care home.
-const DEMO_GP: &str = "Y00001";
-const DEMO_CARE_HOME: &str = "Y00002";
-
-/// Loads the demo sample (as the GP practice's system feed) and returns the
-/// ids of its patients.
-async fn load_demo<S: Store>(service: &Service<S>) -> Result<Vec<String>, String> {
-    let caller = Caller::system("sharedcare-demo-loader", Some(DEMO_GP));
-    let response = service
-        .bundle(&caller, DEMO_BUNDLE.as_bytes())
-        .await
-        .map_err(|e| format!("loading the demo sample: {e}"))?;
-    let v: serde_json::Value = serde_json::from_str(&response).map_err(|e| e.to_string())?;
-    let entries = v
-        .get("entry")
-        .and_then(|e| e.as_array())
-        .map(Vec::len)
-        .unwrap_or(0);
-    let created = v
-        .get("entry")
-        .and_then(|e| e.as_array())
-        .into_iter()
-        .flatten()
-        .filter(|e| e.pointer("/response/status").and_then(|s| s.as_str()) == Some("201 Created"))
-        .count();
-    if created == 0 {
-        eprintln!(
-            "demo: the sample ({entries} resources) was already loaded; reusing it (use --reset to start again)"
-        );
-    } else {
-        eprintln!("demo: loaded the sample: {created} of {entries} resources created");
-    }
-    let patients = v
-        .get("entry")
-        .and_then(|e| e.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.pointer("/response/location").and_then(|s| s.as_str()))
-        .filter_map(|l| l.strip_prefix("Patient/"))
-        .filter_map(|l| l.split('/').next())
-        .map(str::to_owned)
-        .collect();
-    Ok(patients)
+/// Today's date (UTC), from the real clock: the demo population's "now".
+fn today() -> generate::Date {
+    generate::Date::from_days(SystemClock.now().div_euclid(86_400_000_000))
 }
 
 /// 32 bytes from the operating system's random source (via v4 UUIDs).
@@ -575,149 +556,6 @@ fn service_for<S: Store>(store: S, base_url: &str) -> Service<S> {
             base_url: base_url.to_owned(),
         },
     )
-}
-
-/// Ready tokens for the demo's people (valid 8 hours).
-fn demo_tokens(
-    key: &auth::IssuerKey,
-    base_url: &str,
-    now: i64,
-    patients: &[String],
-) -> Result<Vec<(&'static str, String)>, String> {
-    let ttl = 8 * 3600;
-    let first = patients.first().map(String::as_str);
-    Ok(vec![
-        (
-            "GP at the registered practice (Y00001)",
-            mint(
-                key,
-                base_url,
-                now,
-                ttl,
-                "demo-gp",
-                "Dr Asha Patel",
-                "gp",
-                Some(DEMO_GP),
-                Some("GMC:9999991"),
-                None,
-                None,
-                None,
-            )?,
-        ),
-        (
-            "care worker at the care home (Y00002)",
-            mint(
-                key,
-                base_url,
-                now,
-                ttl,
-                "demo-care-worker",
-                "Sam Jones",
-                "care-worker",
-                Some(DEMO_CARE_HOME),
-                None,
-                None,
-                None,
-                None,
-            )?,
-        ),
-        (
-            "hospital doctor with no relationship (RXX01)",
-            mint(
-                key,
-                base_url,
-                now,
-                ttl,
-                "demo-hospital",
-                "Dr Lee Wong",
-                "hospital-clinician",
-                Some("RXX01"),
-                Some("GMC:9999992"),
-                None,
-                None,
-                None,
-            )?,
-        ),
-        (
-            "the patient (Margaret Hughes)",
-            mint(
-                key,
-                base_url,
-                now,
-                ttl,
-                "demo-patient",
-                "Margaret Hughes",
-                "patient",
-                None,
-                None,
-                first,
-                None,
-                None,
-            )?,
-        ),
-        (
-            "the practice's data controller",
-            mint(
-                key,
-                base_url,
-                now,
-                ttl,
-                "demo-dc",
-                "Jo Smith",
-                "data-controller",
-                Some(DEMO_GP),
-                None,
-                None,
-                None,
-                None,
-            )?,
-        ),
-    ])
-}
-
-fn print_demo_help(base: &str, tokens: &[(&str, String)], patients: &[String]) {
-    let nhs = "https://fhir.nhs.uk/Id/nhs-number";
-    let p = patients.first().map(String::as_str).unwrap_or("PATIENT_ID");
-    let mut out = format!(
-        "\nsharedcare demo is running. FHIR base: {base}\n\nEvery /fhir request needs a bearer token. Ready tokens (8 hours):\n"
-    );
-    let vars = ["GP", "CARE", "HOSP", "PATIENT", "DC"];
-    for ((who, token), var) in tokens.iter().zip(vars) {
-        out.push_str(&format!("  # {who}\n  export {var}={token}\n"));
-    }
-    out.push_str(&format!(
-        r#"
-Try (in another terminal, after the exports above):
-  # What this server can do (no token needed)
-  curl -s {base}/metadata | head -c 300; echo
-  # The GP finds Margaret Hughes by NHS number and sees her whole record
-  curl -s -H "Authorization: Bearer $GP" '{base}/Patient?identifier={nhs}|9990000018'
-  curl -s -H "Authorization: Bearer $GP" '{base}/Patient/{p}/$everything'
-  # The care worker sees "appropriate information" only (no clinical notes)
-  curl -s -H "Authorization: Bearer $CARE" '{base}/Patient/{p}/$everything'
-  curl -s -H "Authorization: Bearer $CARE" '{base}/Observation?patient={p}'   # vital signs only: her lab results are not in their view
-  # A hospital with no relationship is refused, and offered break-glass
-  curl -s -H "Authorization: Bearer $HOSP" '{base}/Patient/{p}'
-  curl -s -X POST -H "Authorization: Bearer $HOSP" -H 'Content-Type: application/fhir+json' '{base}/Patient/{p}/$break-glass' \
-       -d '{{"resourceType":"Parameters","parameter":[{{"name":"reason","valueCode":"ETREAT"}},{{"name":"reasonText","valueString":"unconscious in A&E"}}]}}'
-  # Margaret sees her own record; the data controller sees no clinical content
-  curl -s -H "Authorization: Bearer $PATIENT" '{base}/Condition'
-  curl -s -H "Authorization: Bearer $DC" '{base}/Patient/{p}'                  # 403
-  # Margaret sees who looked at her record; her practice's data controller sees the audit
-  curl -s -H "Authorization: Bearer $PATIENT" '{base}/Patient/{p}/$access-log'
-  curl -s -H "Authorization: Bearer $DC" '{base}/AuditEvent?patient={p}'
-  curl -s -H "Authorization: Bearer $DC" '{base}/$alerts'
-  # Every request above is in the hash-chained audit log:
-  #   cargo run --release -- audit verify
-  #   cargo run --release -- audit export | tail -3
-  # No token, a bad token: 401 with WWW-Authenticate
-  curl -si '{base}/Patient/{p}' | head -n 1
-  # More tokens: sharedcare token --sub u1 --name 'A Nurse' --role community-clinician --org Y00003 --registration NMC:12A3456B
-
-Stop with Ctrl-C.
-"#
-    ));
-    println!("{out}");
 }
 
 /// Resolves on SIGTERM or Ctrl-C; in-flight requests then finish.
