@@ -99,16 +99,22 @@ pub fn router<S: Store>(service: Service<S>, config: ApiConfig) -> Router {
             state.clone(),
             auth::authenticate::<S>,
         ))
+        // Inside the audit: a request refused in negotiation (406, 415)
+        // leaves its record like any other.
+        .layer(middleware::from_fn(negotiate))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             audit_request::<S>,
         ))
-        .route("/metadata", get(metadata::<S>))
-        .route(
-            "/.well-known/smart-configuration",
-            get(auth::smart_configuration::<S>),
-        )
-        .layer(middleware::from_fn(negotiate));
+        .merge(
+            Router::new()
+                .route("/metadata", get(metadata::<S>))
+                .route(
+                    "/.well-known/smart-configuration",
+                    get(auth::smart_configuration::<S>),
+                )
+                .layer(middleware::from_fn(negotiate)),
+        );
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/oauth/token", post(auth::token::<S>))

@@ -164,6 +164,16 @@ async fn one_record_per_request_in_order_with_outcome() {
         // A read of something that does not exist.
         let r = t.get("/fhir/Patient/nobody").await;
         assert_eq!(r.status, 404, "{}", t.name);
+        // Refused in content negotiation (before authentication).
+        let r = t
+            .call(
+                "GET",
+                "/fhir/Patient/p1",
+                &[("accept", "application/pdf")],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 406, "{}: {}", t.name, r.text);
 
         let recs = raw.records().await;
         let got: Vec<(String, u64, bool)> = recs
@@ -183,6 +193,7 @@ async fn one_record_per_request_in_order_with_outcome() {
             ("read", 403, false),
             ("read", 401, false),
             ("read", 404, true),
+            ("read", 406, true),
         ]
         .iter()
         .map(|(a, s, p)| ((*a).to_owned(), *s, *p))
@@ -207,6 +218,7 @@ async fn one_record_per_request_in_order_with_outcome() {
         assert_eq!(recs[3]["decision"]["reasons"][0], "no-relationship");
         assert_eq!(recs[4]["user"]["subject"], "unauthenticated");
         assert_eq!(recs[5]["error_code"], "SC-1101");
+        assert_eq!(recs[6]["user"]["subject"], "unauthenticated");
         // And the chain verifies.
         let report = match &raw {
             Raw::Sqlite(s, _) => sharedcare_core::audit_log::verify(s, |_| true).await,
@@ -214,7 +226,7 @@ async fn one_record_per_request_in_order_with_outcome() {
         }
         .unwrap();
         assert!(report.problem.is_none(), "{}", t.name);
-        assert_eq!(report.records, 6, "{}", t.name);
+        assert_eq!(report.records, 7, "{}", t.name);
     }
 }
 
