@@ -16,6 +16,7 @@ mod audit_cmd;
 mod config;
 mod demo;
 mod generate_cmd;
+mod import;
 mod jwks_fetch;
 
 use std::process::ExitCode;
@@ -76,6 +77,10 @@ enum Command {
     /// staff, people and their records, as FHIR NDJSON or transaction
     /// Bundles, with `users.ndjson` for `sharedcare token`.
     Generate(generate_cmd::GenerateArgs),
+    /// Load FHIR NDJSON files and transaction/batch Bundles (files or
+    /// folders) through validation, policy and audit, in resumable batches;
+    /// exits 1 when anything was rejected.
+    Import(Box<import::ImportArgs>),
 }
 
 #[derive(Subcommand, Clone)]
@@ -193,6 +198,7 @@ fn main() -> ExitCode {
             config::resolve(&args.server).and_then(|c| runtime.block_on(mint_command(&c, &args)))
         }
         Command::Generate(args) => generate_cmd::run(&args),
+        Command::Import(args) => return import::run(&args, &runtime),
         Command::Audit { server, action } => {
             config::resolve(&server).and_then(|c| runtime.block_on(audit_command(&c, action)))
         }

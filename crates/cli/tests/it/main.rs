@@ -14,5 +14,6 @@ mod access;
 mod client;
 mod consent;
 mod crash;
+mod import;
 mod jwks_url;
 mod server;
