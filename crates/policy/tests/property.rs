@@ -1,5 +1,5 @@
 //! Property tests of the policy against a small reference model written
-//! from issue #4.
+//! from issue #4 (and issue #5's dissent from sharing).
 //!
 //! - `access_and_shown_items_agree_with_the_reference`: random principals,
 //!   relationship rows, proxy levels and items. Whether the person's record
@@ -67,7 +67,7 @@ const RECENT: i64 = 30 * DAY;
 /// `user`; break-glass always names one) when it is active within its
 /// period, or is an encounter that ended within the recent window.
 fn ref_current(r: &Relationship, org: &str, user: &str, now: i64, recent: i64) -> bool {
-    if matches!(r.kind.as_str(), "sealed" | "not-for-patient") || r.org != org {
+    if !RELATIONSHIP_KINDS.contains(&r.kind.as_str()) || r.org != org {
         return false;
     }
     let for_user = match &r.user {
@@ -105,8 +105,31 @@ fn ref_access(p: &Principal, facts: &Facts) -> bool {
             })
         })
     };
+    // Issue #5: the person's dissent (from everyone, or from this
+    // organisation), in force, keeps every organisation but the registered
+    // practice out; only break-glass passes it.
+    let in_force = |r: &Relationship| {
+        r.active && r.start.is_none_or(|s| s <= NOW) && r.end.is_none_or(|e| e >= NOW)
+    };
+    let registered_here = facts.relationships.iter().any(|r| {
+        r.kind == "gp-registration" && r.active && p.org.as_deref() == Some(r.org.as_str())
+    });
+    let dissent = facts.relationships.iter().any(|r| {
+        r.kind == "dissent"
+            && in_force(r)
+            && (r.org == "*" || p.org.as_deref() == Some(r.org.as_str()))
+    });
+    let blocked = dissent && !registered_here;
+    let glass = p.org.as_deref().is_some_and(|org| {
+        facts
+            .relationships
+            .iter()
+            .any(|r| r.kind == "break-glass" && ref_current(r, org, &p.subject, NOW, RECENT))
+    });
     match k {
         K::Integration => true,
+        K::Clinical if blocked => current(true) && glass,
+        K::SocialWorker | K::CareWorker if blocked => false,
         K::Patient => p.patient.as_deref() == Some(facts.patient_id),
         K::Proxy => {
             p.patient.as_deref() == Some(facts.patient_id)
@@ -290,7 +313,7 @@ const RELATIONSHIP_KINDS: &[&str] = &[
     "referral",
     "break-glass",
 ];
-const MARKERS: &[&str] = &["sealed", "not-for-patient"];
+const MARKERS: &[&str] = &["sealed", "not-for-patient", "dissent", "dissent"];
 const STAFF_ORGS: &[&str] = &["A", "B", "C"];
 const LEVELS: &[&str] = &[
     "PRESCR", "APPT", "RECRD", "TEST", "VACC", "COND", "CONSULT", "DOCS", "XYZ",
@@ -363,6 +386,9 @@ fn arb_rel() -> impl Strategy<Value = Relationship> {
         prop::option::of(offset()),
     )
         .prop_map(|(kind, org, user, active, start, end)| {
+            // A dissent from everyone about as often as from one
+            // organisation.
+            let org = if kind == "dissent" && user.is_some() { "*" } else { org };
             let user = if kind == "break-glass" { user } else { None };
             rel(org, kind, user, active, start.map(|s| NOW + s), end.map(|e| NOW + e))
         })
