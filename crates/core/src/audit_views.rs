@@ -301,7 +301,9 @@ impl<S: Store> Service<S> {
 /// Denied accesses by one organisation to a practice's patients within
 /// this window, this many or more, raise one "denied burst" alert.
 const BURST_WINDOW: i64 = 10 * 60 * 1_000_000;
-const BURST_COUNT: usize = 5;
+/// Refusals within [`BURST_WINDOW`] that make a burst, unless the
+/// practice's data controller set another threshold (`$sharing`).
+pub(crate) const BURST_COUNT: usize = 5;
 
 /// Roles whose accesses are staff accesses (an organisation's first one
 /// alerts the practice).
@@ -325,7 +327,11 @@ struct Alert {
 /// of its registered patients, in seq order): the first access by each
 /// other organisation, every break-glass, every consent change, every
 /// burst of denied accesses by one organisation.
-fn alerts_of(practice: &str, records: &[(i64, audit::AuditRecord)]) -> Vec<Alert> {
+fn alerts_of(
+    practice: &str,
+    records: &[(i64, audit::AuditRecord)],
+    burst_count: usize,
+) -> Vec<Alert> {
     let mut out = Vec::new();
     let mut seen_orgs: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let mut requesting: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
@@ -407,14 +413,14 @@ fn alerts_of(practice: &str, records: &[(i64, audit::AuditRecord)]) -> Vec<Alert
             let times = denied.entry(o).or_default();
             times.retain(|t| r.time - *t < BURST_WINDOW);
             times.push(r.time);
-            if times.len() == BURST_COUNT {
+            if times.len() == burst_count {
                 out.push(Alert {
                     seq: *seq,
                     time: r.time,
                     kind: "denied-burst",
                     patient: patient.clone(),
                     text: format!(
-                        "{who} was refused access to your patients' records {BURST_COUNT} times within 10 minutes"
+                        "{who} was refused access to your patients' records {burst_count} times within 10 minutes"
                     ),
                 });
                 times.clear();
@@ -448,7 +454,8 @@ impl<S: Store> Service<S> {
         // A record naming several of the practice's patients counts once.
         records.sort_by_key(|(seq, _)| *seq);
         records.dedup_by_key(|(seq, _)| *seq);
-        let mut alerts = alerts_of(practice, &records);
+        let burst = self.denied_burst_threshold(practice).await?;
+        let mut alerts = alerts_of(practice, &records, burst);
         alerts.reverse();
         let now = self.clock.now();
         let mut w = BundleWriter::new("searchset", &self.ids.new_id(), &instant::to_instant(now));

@@ -13,6 +13,8 @@
 //!   legitimate relationship), `local` (only this integrated care
 //!   system's organisations), `allow-list` (only those named by `allow`);
 //! - `allow`, `deny`, `verify-first` (string, repeated): ODS codes;
+//! - `denied-burst-threshold` (integer, 2 to 100, default 5): how many
+//!   refusals of one organisation within 10 minutes raise an alert;
 //! - `approve`, `reject` (string, repeated; POST only): decide pending
 //!   requests of verify-first organisations;
 //! - `pending`, `approved`, `rejected` (GET only): the requests.
@@ -31,6 +33,10 @@ use store::{RelationshipRow, Store, Tx};
 use crate::access::{Caller, forbid};
 use crate::error::{CoreError, Result};
 use crate::{Service, resource};
+
+/// A practice's own alert threshold (not a sharing rule: the decision
+/// never reads it). `detail`: the practice, a space, the count.
+const DENIED_BURST: &str = "alert-denied-burst";
 
 /// Most organisations the lists may name together (the relationship
 /// query returns at most `store::relationship::MAX_ROWS` rows).
@@ -66,6 +72,7 @@ struct Change {
     sharing_out: Option<bool>,
     scope: Option<String>,
     lists: BTreeMap<&'static str, Vec<String>>,
+    burst: Option<u32>,
     approve: Vec<String>,
     reject: Vec<String>,
 }
@@ -124,6 +131,20 @@ fn parse_change(body: &[u8]) -> Result<Change> {
                     .entry(key)
                     .or_default()
                     .push(ods_code(string()?)?);
+            }
+            "denied-burst-threshold" => {
+                change.settings = true;
+                let n = p
+                    .get("valueInteger")
+                    .or_else(|| p.get("valuePositiveInt"))
+                    .and_then(Value::as_u64)
+                    .filter(|n| (2..=100).contains(n))
+                    .ok_or_else(|| {
+                        CoreError::BadRequest(
+                            "'denied-burst-threshold' is a valueInteger from 2 to 100".to_owned(),
+                        )
+                    })?;
+                change.burst = u32::try_from(n).ok();
             }
             "approve" => change.approve.push(ods_code(string()?)?),
             "reject" => change.reject.push(ods_code(string()?)?),
@@ -200,8 +221,20 @@ impl<S: Store> Service<S> {
             .relationships(&rel::practice_key(practice), None, None)
             .await?
             .into_iter()
-            .filter(|r| sharing::KINDS.contains(&r.kind.as_str()))
+            .filter(|r| sharing::KINDS.contains(&r.kind.as_str()) || r.kind == DENIED_BURST)
             .collect())
+    }
+
+    /// How many refusals within 10 minutes make a burst for `practice`.
+    pub(crate) async fn denied_burst_threshold(&self, practice: &str) -> Result<usize> {
+        Ok(self
+            .sharing_rows(practice)
+            .await?
+            .iter()
+            .filter(|r| r.kind == DENIED_BURST)
+            .filter_map(|r| r.detail.as_deref()?.rsplit_once(' ')?.1.parse().ok())
+            .next()
+            .unwrap_or(crate::audit_views::BURST_COUNT))
     }
 
     /// `GET $sharing`: the caller's practice's sharing settings and
@@ -222,10 +255,12 @@ impl<S: Store> Service<S> {
         } else {
             "relationship"
         };
+        let burst = self.denied_burst_threshold(practice).await?;
         let mut params = vec![
             json!({"name": "practice", "valueString": practice}),
             json!({"name": "sharing-out", "valueBoolean": !has(sharing::OFF)}),
             json!({"name": "scope", "valueCode": scope}),
+            json!({"name": "denied-burst-threshold", "valueInteger": burst}),
         ];
         for (kind, name) in [
             (sharing::ALLOW, "allow"),
@@ -279,6 +314,11 @@ impl<S: Store> Service<S> {
                 Some("local") => rows.push(row(sharing::LOCAL, rel::EVERY_ORGANISATION)),
                 Some("allow-list") => rows.push(row(sharing::ALLOW_LIST, rel::EVERY_ORGANISATION)),
                 _ => {}
+            }
+            if let Some(n) = change.burst {
+                let mut r = row(DENIED_BURST, rel::EVERY_ORGANISATION);
+                r.detail = Some(format!("{practice} {n}"));
+                rows.push(r);
             }
             for (kind, orgs) in &change.lists {
                 for org in orgs {

@@ -465,3 +465,29 @@ fn explicit_consent_opens_a_sealed_item_to_a_named_team_until_withdrawn() {
     assert_eq!(site.get(&nurse, "/fhir/Condition/cond-psy").status, 404);
     assert_eq!(conditions(&nurse), 0);
 }
+
+#[test]
+fn the_practice_sets_its_refusal_burst_threshold() {
+    let site = Site::new("burst");
+    let r = site.set_sharing(json!([
+        {"name": "deny", "valueString": "ROUT1"},
+        {"name": "denied-burst-threshold", "valueInteger": 2}
+    ]));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains("{\"name\":\"denied-burst-threshold\",\"valueInteger\":2}"),
+        "{}",
+        r.body
+    );
+    let away = site.staff("hospital-clinician", "ROUT1");
+    assert_eq!(site.get(&away, "/fhir/Patient/pc1").status, 403);
+    assert!(
+        site.alerts("denied-burst").is_empty(),
+        "one refusal is no burst"
+    );
+    assert_eq!(site.get(&away, "/fhir/Patient/pc1").status, 403);
+    assert_eq!(site.alerts("denied-burst").len(), 1);
+    let bad = site.set_sharing(json!([{"name": "denied-burst-threshold", "valueInteger": 1}]));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
