@@ -184,6 +184,28 @@ fn filter_of(c: Criterion) -> Option<Filter> {
     })
 }
 
+/// An item's `id` and `meta` only, as a JSON object: what a full view's
+/// item decision reads (`PatientAccess::decides_by_meta`). The rest of
+/// the body is checked as JSON but not built.
+fn head_of(body: &str) -> Result<Value> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        meta: Option<Value>,
+    }
+    let head: Head = serde_json::from_str(body).map_err(|_| CoreError::Internal)?;
+    let mut map = serde_json::Map::new();
+    if let Some(id) = head.id {
+        map.insert("id".to_owned(), Value::String(id));
+    }
+    if let Some(meta) = head.meta {
+        map.insert("meta".to_owned(), meta);
+    }
+    Ok(Value::Object(map))
+}
+
 /// Records `r` in the caller's trail when it was `released`.
 pub(crate) fn note(caller: &Caller, r: &StoredResource, released: bool) {
     if released {
@@ -523,7 +545,12 @@ impl<S: Store> Service<S> {
             .access_with(caller, patient, relationships, Some(&[r.rtype.as_str()]))
             .await?;
         access.check(&r.rtype, perm).map_err(forbid)?;
-        let value: Value = serde_json::from_str(body).map_err(|_| CoreError::Internal)?;
+        let value: Value = if access.decides_by_meta() {
+            // Only `id` and `meta` matter: skip building the rest.
+            head_of(body)?
+        } else {
+            serde_json::from_str(body).map_err(|_| CoreError::Internal)?
+        };
         Ok(show(&access, &r.rtype, Some(patient), body, value))
     }
 

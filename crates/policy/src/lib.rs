@@ -751,6 +751,14 @@ impl PatientAccess {
         matches!(self.view, View::Full)
     }
 
+    /// Does [`PatientAccess::item`] look at nothing but an item's `id` and
+    /// `meta` (its labels and tags)? True for full views, whose items are
+    /// shown whole or withheld by their labels: the core then need not
+    /// parse the rest of the body.
+    pub fn decides_by_meta(&self) -> bool {
+        self.full()
+    }
+
     /// May the principal read/search this type in this record at all?
     pub fn check(&self, rtype: &str, perm: Permission) -> Result<(), Denial> {
         if !scopes::grants(&self.scopes, context_of(self.kind), rtype, perm) {
