@@ -322,12 +322,17 @@ impl Policy {
             break_glass_available: break_glass,
         };
         let type_key = facts.org_type.map(relationships::org_type_key);
+        // A dissent aimed at a kind of organisation keeps out an
+        // organisation whose kind the record does not know (fail closed).
         let dissent = facts.relationships.iter().any(|r| {
             r.kind == relationships::DISSENT
                 && r.in_force(now)
                 && (r.org == relationships::EVERY_ORGANISATION
                     || r.org == org
-                    || type_key.as_deref() == Some(r.org.as_str()))
+                    || match &type_key {
+                        Some(key) => *key == r.org,
+                        None => r.org.starts_with("type:"),
+                    })
         });
         if dissent {
             return Some(refuse(

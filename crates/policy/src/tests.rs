@@ -296,7 +296,8 @@ fn dissent_keeps_out_every_organisation_but_the_practice_until_break_glass() {
         ("CH2", None, false),
         ("type:care-home", Some("care-home"), true),
         ("type:pharmacy", Some("care-home"), false),
-        ("type:care-home", None, false),
+        // The organisation's kind is unknown: fail closed.
+        ("type:care-home", None, true),
     ] {
         let mut rels = base.to_vec();
         rels.push(marker(dissent_org, relationships::DISSENT, None));

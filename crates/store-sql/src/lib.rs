@@ -580,6 +580,15 @@ fn related(b: &mut Builder, alias: &str, rtype: &str, a: &RelatedArgs) -> String
         named.push(b.text(&format!("type:{t}")));
     }
     let named = named.join(", ");
+    // A dissent aimed at a kind of organisation keeps out an organisation
+    // of unknown kind (fail closed).
+    let unknown_kind = match a.org_type {
+        Some(_) => String::new(),
+        None => {
+            let prefix = b.text("type:%");
+            format!(" OR {d}.org LIKE {prefix}")
+        }
+    };
     let d_active = b.is_true(&format!("{d}.active"));
     let g = b.fresh("g");
     let s = b.fresh("s");
@@ -618,7 +627,7 @@ fn related(b: &mut Builder, alias: &str, rtype: &str, a: &RelatedArgs) -> String
          AND (({active} AND ({r}.start_at IS NULL OR {r}.start_at <= {now}) AND ({r}.end_at IS NULL OR {r}.end_at >= {now})) \
          OR ({r}.kind = {encounter} AND {r}.end_at >= {recent} AND {r}.end_at <= {now})) \
          AND ({r}.kind IN ({exempt}) OR (NOT EXISTS (SELECT 1 FROM relationship {d} WHERE {d}.patient_id = {r}.patient_id \
-         AND {d}.kind = {dissent} AND {d}.org IN ({named}) AND {d_active} \
+         AND {d}.kind = {dissent} AND ({d}.org IN ({named}){unknown_kind}) AND {d_active} \
          AND ({d}.start_at IS NULL OR {d}.start_at <= {now}) AND ({d}.end_at IS NULL OR {d}.end_at >= {now})) \
          AND NOT {blocked_by_practice})))"
     )

@@ -274,7 +274,8 @@ pub enum Filter {
     /// the row is a GP registration or a break-glass grant, the patient is
     /// left out when
     /// - a [`crate::relationship::DISSENT`] row in force (active, in its
-    ///   period) names `org`, `*` or `type:` + `org_type`; or
+    ///   period) names `org`, `*` or `type:` + `org_type` (any `type:` row
+    ///   when `org_type` is `None`: fail closed); or
     /// - a sharing rule of a practice the patient has an active GP
     ///   registration with keeps `org` out: `sharing-off`; `sharing-deny`
     ///   naming `org`; `sharing-local` when `local` is false;
