@@ -229,19 +229,40 @@ impl<S: Store> Service<S> {
         };
         if rel::SOURCE_TYPES.contains(&rtype) {
             for d in rel::drafts(rtype, value) {
-                let org = match d.org {
-                    rel::OrgRef::Code(code) => Some(code),
-                    rel::OrgRef::Id(org_id) => tx
-                        .current("Organization", &org_id)
-                        .await?
-                        .filter(|o| !o.deleted)
-                        .and_then(|o| o.body)
-                        .and_then(|b| serde_json::from_str::<Value>(&b).ok())
-                        .map(|o| rel::org_code(&o, &org_id))
-                        .or(Some(org_id)),
+                // A care team named by a consent stands for the
+                // organisations it states now.
+                let orgs = match d.org {
+                    rel::OrgRef::CareTeam(team_id) => {
+                        let team = tx
+                            .current("CareTeam", &team_id)
+                            .await?
+                            .filter(|t| !t.deleted)
+                            .and_then(|t| t.body)
+                            .and_then(|b| serde_json::from_str::<Value>(&b).ok());
+                        team.map(|t| rel::drafts("CareTeam", &t))
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|t| t.org)
+                            .collect()
+                    }
+                    other => vec![other],
                 };
-                if let Some(org) = org {
-                    rows.push(row(org, d.kind, d.active, d.start, d.end, d.detail));
+                for org in orgs {
+                    let org = match org {
+                        rel::OrgRef::Code(code) => Some(code),
+                        rel::OrgRef::Id(org_id) => tx
+                            .current("Organization", &org_id)
+                            .await?
+                            .filter(|o| !o.deleted)
+                            .and_then(|o| o.body)
+                            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+                            .map(|o| rel::org_code(&o, &org_id))
+                            .or(Some(org_id)),
+                        rel::OrgRef::CareTeam(_) => None,
+                    };
+                    if let Some(org) = org {
+                        rows.push(row(org, d.kind, d.active, d.start, d.end, d.detail.clone()));
+                    }
                 }
             }
         }

@@ -171,6 +171,9 @@ impl Relationship {
 pub enum OrgRef {
     Id(String),
     Code(String),
+    /// A care team (`CareTeam/<id>`), named by an explicit consent: the
+    /// organisations it states when the consent is written.
+    CareTeam(String),
 }
 
 /// A relationship a resource states, before its organisation is resolved.
@@ -375,12 +378,14 @@ pub fn consent_drafts(c: &Value) -> Vec<Draft> {
                 if labels.is_empty() {
                     continue;
                 }
-                for org in &actors {
-                    out.push(draft(
-                        org.clone(),
-                        SENSITIVE_CONSENT,
-                        Some(labels.join(" ")),
-                    ));
+                let teams = values(c, "provision.actor.reference.reference")
+                    .into_iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(crate::json::split_reference)
+                    .filter(|(t, _)| *t == "CareTeam")
+                    .map(|(_, id)| OrgRef::CareTeam(id.to_owned()));
+                for org in actors.iter().cloned().chain(teams) {
+                    out.push(draft(org, SENSITIVE_CONSENT, Some(labels.join(" "))));
                 }
             }
             (NATIONAL_DATA_OPT_OUT | TYPE_1_OPT_OUT, Some("deny")) => {
@@ -650,6 +655,12 @@ mod tests {
         assert_eq!(d[0].org, OrgRef::Id("ch".into()));
         assert_eq!(d[0].detail.as_deref(), Some("PSY SDV"));
         assert!(d[0].start.is_some());
+        let mut team = sensitive.clone();
+        team["provision"]["actor"][0]["reference"]["reference"] = json!("CareTeam/ct1");
+        assert_eq!(
+            drafts("Consent", &team)[0].org,
+            OrgRef::CareTeam("ct1".into())
+        );
         let mut withdrawn = sensitive.clone();
         withdrawn["status"] = json!("inactive");
         assert!(

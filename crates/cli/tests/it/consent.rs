@@ -491,3 +491,40 @@ fn the_practice_sets_its_refusal_burst_threshold() {
     let bad = site.set_sharing(json!([{"name": "denied-burst-threshold", "valueInteger": 1}]));
     assert_eq!(bad.status, 400, "{}", bad.body);
 }
+
+#[test]
+fn explicit_consent_can_name_a_care_team() {
+    let site = Site::new("team");
+    // The person's mental health care team: the practice and the local
+    // hospital.
+    let team = json!({"resourceType": "CareTeam", "id": "ct-mh", "status": "active",
+        "subject": reference("Patient/pc1"),
+        "participant": [{"member": {"identifier": {"system": ODS, "value": "RLOC1"}}},
+                        {"member": {"identifier": {"system": ODS, "value": PRACTICE}}}]});
+    let r = request(
+        site.addr(),
+        "PUT",
+        "/fhir/CareTeam/ct-mh",
+        Some(&team.to_string()),
+    )
+    .unwrap();
+    assert!(r.status == 200 || r.status == 201, "{}", r.body);
+    let hospital = site.staff("hospital-clinician", "RLOC1");
+    let nurse = site.staff("care-nurse", "CH001");
+    assert_eq!(site.get(&hospital, "/fhir/Condition/cond-psy").status, 404);
+    site.consent(
+        "share-team",
+        json!({"status": "active",
+            "category": [{"coding": [{"system": CONSENT_CATEGORY, "code": "sensitive-share"}]}],
+            "provision": {"type": "permit",
+                "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                    "reference": {"reference": "CareTeam/ct-mh"}}],
+                "securityLabel": [{"system": ACT_CODE, "code": "PSY"}]}}),
+    );
+    assert_eq!(site.get(&hospital, "/fhir/Condition/cond-psy").status, 200);
+    assert_eq!(
+        site.get(&nurse, "/fhir/Condition/cond-psy").status,
+        404,
+        "not in the team"
+    );
+}
