@@ -1581,6 +1581,8 @@ fn current_from(rtype: &str, r: &Value, org: &str) -> bool {
     drafts(rtype, r).into_iter().any(|d| {
         let code = match d.org {
             OrgRef::Id(x) | OrgRef::Code(x) => x,
+            // Only consents name care teams, and they state markers.
+            OrgRef::CareTeam(_) => return false,
         };
         rel(&code, d.kind, None, d.active, d.start, d.end).is_current(org, "u", NOW, 30 * DAY)
     })
