@@ -50,6 +50,9 @@ pub struct Builder {
     pub dialect: Dialect,
     pub args: Vec<SqlValue>,
     aliases: usize,
+    /// The row alias whose index conditions are written as correlated
+    /// `EXISTS` probes (see [`filters`]).
+    correlated: Option<String>,
 }
 
 impl Builder {
@@ -58,6 +61,7 @@ impl Builder {
             dialect,
             args: Vec::new(),
             aliases: 0,
+            correlated: None,
         }
     }
 
@@ -145,10 +149,17 @@ fn member(
     let rt = b.text(rtype);
     let p = b.text(param);
     let c = cond(b, &t);
-    format!(
-        "{alias}.id IN (SELECT {t}.id FROM {} {t} WHERE {t}.rtype = {rt} AND {t}.param = {p} AND ({c}))",
-        table(kind)
-    )
+    if b.correlated.as_deref() == Some(alias) {
+        format!(
+            "EXISTS (SELECT 1 FROM {} {t} WHERE {t}.rtype = {rt} AND {t}.id = {alias}.id AND {t}.param = {p} AND ({c}))",
+            table(kind)
+        )
+    } else {
+        format!(
+            "{alias}.id IN (SELECT {t}.id FROM {} {t} WHERE {t}.rtype = {rt} AND {t}.param = {p} AND ({c}))",
+            table(kind)
+        )
+    }
 }
 
 /// `col` starts with `prefix` (byte-wise), as a range the value index can use.
@@ -329,8 +340,25 @@ fn reference_cond(b: &mut Builder, t: &str, v: &ReferenceValue) -> String {
 
 /// A boolean SQL expression: the resource row `alias`, of type `rtype`,
 /// matches every filter.
+///
+/// When the filters name the rows directly (a patient compartment or ids),
+/// those drive the query and every index condition on `alias` is a
+/// correlated `EXISTS` probe through the table's `(rtype, id)` index: its
+/// cost follows the few candidate rows. Otherwise an index condition is an
+/// `IN (subquery)` the planner can drive from. (An uncorrelated `IN` beside
+/// a compartment made SQLite build the subquery's whole result — every
+/// encounter of the last year, say — on every search of one person's
+/// record: its cost grew with the population.)
 pub fn filters(b: &mut Builder, alias: &str, rtype: &str, fs: &[Filter]) -> String {
+    let driven = fs
+        .iter()
+        .any(|f| matches!(f, Filter::Compartment(_) | Filter::Id(_)));
+    let outer = b.correlated.clone();
+    if driven {
+        b.correlated = Some(alias.to_owned());
+    }
     let parts: Vec<String> = fs.iter().map(|f| filter(b, alias, rtype, f)).collect();
+    b.correlated = outer;
     format!("({})", and(parts))
 }
 
@@ -1042,6 +1070,36 @@ mod tests {
         let sql = filters(&mut b, "c", "Observation", &[related]);
         assert_eq!(sql, "(1 = 0)");
         assert!(b.args.is_empty());
+    }
+
+    #[test]
+    fn conditions_beside_a_compartment_are_correlated_probes() {
+        let date = Filter::Date {
+            param: "date".into(),
+            any_of: vec![RangeValue {
+                prefix: Prefix::Ge,
+                low: 5,
+                high: 5,
+            }],
+        };
+        let mut b = Builder::new(Dialect::Sqlite);
+        let sql = filters(
+            &mut b,
+            "c",
+            "Encounter",
+            &[Filter::Compartment("p1".into()), date.clone()],
+        );
+        assert!(
+            sql.contains("EXISTS (SELECT 1 FROM idx_date t1 WHERE t1.rtype = ?2 AND t1.id = c.id"),
+            "{sql}"
+        );
+        // Without rows to drive from, the index drives.
+        let mut b = Builder::new(Dialect::Sqlite);
+        let sql = filters(&mut b, "c", "Encounter", &[date]);
+        assert!(
+            sql.starts_with("(c.id IN (SELECT t1.id FROM idx_date"),
+            "{sql}"
+        );
     }
 
     #[test]
