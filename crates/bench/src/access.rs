@@ -20,7 +20,7 @@ use store::Store;
 
 use crate::{BenchClock, BenchIds};
 
-fn percentile(sorted: &[u128], p: f64) -> u128 {
+pub(crate) fn percentile(sorted: &[u128], p: f64) -> u128 {
     if sorted.is_empty() {
         return 0;
     }

@@ -6,6 +6,11 @@
 //! (`--via direct`), with validation on, and reports resources per second.
 //! Prints a JSON line and a markdown table row. Never asserts: figures go to
 //! BENCHMARKS.md.
+//!
+//! Other subcommands: `search` (issue #3), `access` (issue #4),
+//! `audit-verify` (issue #5) and `population` (issue #6: ingest, reads,
+//! searches, `$everything` and a care worker's flow on a generated
+//! integrated care system; see `population.rs`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,6 +22,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod access;
+mod population;
 
 /// The same allocator as the server binary, so figures match.
 #[global_allocator]
@@ -99,6 +105,49 @@ enum Cmd {
         /// HTTP client threads for the over-HTTP phase.
         #[arg(long, default_value_t = 2)]
         clients: usize,
+        /// SQLite: fsync the WAL at every commit (the server's default).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        durable: bool,
+    },
+    /// The product at the scale of an integrated care system (issue #6):
+    /// generate a population in process, ingest it, then time authorised
+    /// reads, searches, `$everything` and a care worker's flow over HTTP at
+    /// several concurrencies.
+    Population {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        /// PostgreSQL URL (or SHAREDCARE_BENCH_DATABASE_URL); a fresh schema
+        /// is used and dropped at the end.
+        #[arg(long, env = "SHAREDCARE_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        /// People in the generated population.
+        #[arg(long, default_value_t = 10_000)]
+        people: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// "Today" for the generated records (fixed, so that runs load the
+        /// same records).
+        #[arg(long, default_value = "2026-11-25")]
+        now: String,
+        /// Client threads; each figure is measured at each of these.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        concurrency: Vec<usize>,
+        /// Timed units (requests, or flows) per figure and concurrency.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// People per ingest transaction.
+        #[arg(long, default_value_t = 50)]
+        people_per_bundle: usize,
+        /// Concurrent loaders during ingest.
+        #[arg(long, default_value_t = 2)]
+        loaders: usize,
+        /// Issue no new request of a figure after this many seconds (the
+        /// figure then rests on fewer units; its JSON says how many).
+        #[arg(long, default_value_t = 60.0)]
+        max_seconds: f64,
+        /// Also write every measurement to this file (one JSON document).
+        #[arg(long)]
+        json: Option<PathBuf>,
         /// SQLite: fsync the WAL at every commit (the server's default).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         durable: bool,
@@ -193,6 +242,33 @@ fn main() -> Result<(), String> {
                 }
             }
         }),
+        Cmd::Population {
+            backend,
+            database_url,
+            people,
+            seed,
+            now,
+            concurrency,
+            requests,
+            people_per_bundle,
+            loaders,
+            max_seconds,
+            json,
+            durable,
+        } => {
+            let now = generate::Date::parse(&now).ok_or("--now: expected YYYY-MM-DD")?;
+            let opts = population::Options {
+                people,
+                seed,
+                now,
+                concurrency,
+                requests,
+                people_per_bundle,
+                loaders,
+                max_seconds,
+            };
+            rt.block_on(population_bench(backend, database_url, opts, json, durable))
+        }
         Cmd::Access {
             backend,
             database_url,
@@ -233,6 +309,107 @@ fn main() -> Result<(), String> {
             })
         }
     }
+}
+
+/// `bench -- population` on a fresh store of `backend`, removed afterwards.
+async fn population_bench(
+    backend: Backend,
+    url: Option<String>,
+    opts: population::Options,
+    json_out: Option<PathBuf>,
+    durable: bool,
+) -> Result<(), String> {
+    let run = format!("p{}", std::process::id());
+    let label = format!("{backend:?}").to_lowercase();
+    let report = match backend {
+        Backend::Sqlite => {
+            let tmp = std::env::temp_dir().join(format!("sharedcare-bench-{run}"));
+            let _ = std::fs::remove_dir_all(&tmp);
+            let mut config = store_sqlite::SqliteConfig::new(tmp.join("bench.db"));
+            config.durable = durable;
+            eprintln!(
+                "SQLite at {} (synchronous={})",
+                config.path.display(),
+                if durable { "FULL" } else { "NORMAL" }
+            );
+            let store = store_sqlite::SqliteStore::open(config).map_err(|e| e.to_string())?;
+            let report = population::run(store, &label, &opts, async || {
+                let bytes: u64 = std::fs::read_dir(&tmp)
+                    .map_err(|e| e.to_string())?
+                    .filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum();
+                eprintln!("  database files: {:.2} GB", bytes as f64 / 1e9);
+                Ok(())
+            })
+            .await;
+            let _ = std::fs::remove_dir_all(&tmp);
+            report
+        }
+        Backend::Postgres => {
+            let url =
+                url.ok_or("postgres needs --database-url or SHAREDCARE_BENCH_DATABASE_URL")?;
+            let schema = format!("bench_{run}");
+            let mut c = store_postgres::PostgresConfig::new(url.clone());
+            c.schema = Some(schema.clone());
+            let store = store_postgres::PostgresStore::connect(c)
+                .await
+                .map_err(|e| e.to_string())?;
+            // After the bulk load, fresh planner statistics (what autovacuum
+            // would reach in its own time), so every run plans alike.
+            let report = population::run(store, &label, &opts, async || {
+                let sql = format!(
+                    "DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' LOOP EXECUTE format('ANALYZE %I.%I', '{schema}', t); END LOOP; END $$; SELECT pg_size_pretty(sum(pg_total_relation_size(format('%I.%I', schemaname, tablename)))::bigint) FROM pg_tables WHERE schemaname = '{schema}'"
+                );
+                let started = Instant::now();
+                let size = pg_exec(&url, &sql).await?;
+                eprintln!(
+                    "  ANALYZE of schema {schema}: {:.1} s; tables and indexes: {size}",
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(())
+            })
+            .await;
+            let dropped = pg_exec(&url, &format!("DROP SCHEMA {schema} CASCADE")).await;
+            if let Err(e) = dropped {
+                eprintln!("could not drop schema {schema}: {e}");
+            }
+            report
+        }
+    }?;
+    if let Some(path) = json_out {
+        let doc = serde_json::json!({"bench": "population", "resources": report.resources, "measurements": report.measurements});
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if report.non_200 > 0 {
+        return Err(format!(
+            "{} requests did not return 200: the figures above are not valid",
+            report.non_200
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `sql` (simple query protocol) on a one-off connection; returns the
+/// first column of the last row, if any.
+async fn pg_exec(url: &str, sql: &str) -> Result<String, String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    let task = tokio::spawn(conn);
+    let out = client.simple_query(sql).await.map_err(|e| e.to_string())?;
+    drop(client);
+    let _ = task.await;
+    Ok(out
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap_or_default())
 }
 
 /// Appends `n` audit records (realistic size: a GP reading one resource),
