@@ -68,12 +68,43 @@ struct Inner {
 /// readers or the writer), so that commits do not pay for checkpoints.
 /// Automatic checkpoints are off on every connection.
 ///
+/// A passive checkpoint never lets the WAL file shrink while writes keep
+/// coming (a bulk import, a busy ward): SQLite only starts the WAL again
+/// from its beginning when a writer finds every frame copied back, and a
+/// copy racing a stream of commits never finishes first. So the WAL grew
+/// without bound (2 GB every few minutes of import). Invariant: when the
+/// WAL holds more than [`WAL_RESTART_FRAMES`] frames, the checkpointer
+/// runs a `RESTART` checkpoint instead, which holds new writers back (the
+/// busy timeout) until the copy is complete, so the next commit starts the
+/// WAL from the beginning, and `journal_size_limit` then cuts the file
+/// back. The WAL file stays near [`WAL_LIMIT_BYTES`], at the price of a
+/// short pause for writers each time (well under a second at this size).
+///
 /// Each commit sends its weight: a commit that wrote resources weighs
 /// [`CHECKPOINT_WEIGHT`] (checkpointed straight after), an audit-only
 /// commit (a read's record) weighs 1, so those are checkpointed once per
 /// [`CHECKPOINT_WEIGHT`] of them instead of after every read.
 /// See [`spawn_checkpointer`].
 const CHECKPOINT_WEIGHT: u32 = 64;
+
+/// The WAL size the checkpointer keeps to (see [`spawn_checkpointer`]).
+const WAL_LIMIT_BYTES: i64 = 256 * 1024 * 1024;
+
+/// Frames past which the checkpointer restarts the WAL: the limit in pages
+/// of 4 KiB (each frame is a page and a 24-byte header).
+const WAL_RESTART_FRAMES: i64 = WAL_LIMIT_BYTES / 4096;
+
+/// One checkpoint: passive, or restart when the WAL has grown past
+/// `restart_frames`. Returns the frames the WAL held.
+fn checkpoint(conn: &Connection, restart_frames: i64) -> rusqlite::Result<i64> {
+    let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+    if frames > restart_frames {
+        // Busy (the busy timeout passed first) is not an error: the next
+        // round tries again.
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
+    Ok(frames)
+}
 
 fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::Sender<u32>> {
     let conn = open_connection(&path, durable)?;
@@ -92,7 +123,7 @@ fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::S
                     continue;
                 }
                 owed = 0;
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                if let Err(e) = checkpoint(&conn, WAL_RESTART_FRAMES) {
                     tracing::warn!(error = %e, "sqlite checkpoint failed; retrying after the next commit");
                 }
             }
@@ -132,7 +163,8 @@ fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
     let sync = if durable { "FULL" } else { "NORMAL" };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; \
-         PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;"
+         PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0; \
+         PRAGMA journal_size_limit={WAL_LIMIT_BYTES};"
     ))
     .map_err(internal)?;
     // The query planner stability guarantee: plans never depend on bound
@@ -1277,6 +1309,37 @@ mod tests {
         conn.prepare_cached(sql)
             .map(|s| s.get_status(StatementStatus::RePrepare))
             .unwrap_or(-1)
+    }
+
+    /// The checkpointer's restart: once the WAL is past the threshold it
+    /// is copied back whole and the next commit starts it from the
+    /// beginning, instead of appending after every frame written so far.
+    #[test]
+    fn an_overgrown_wal_starts_again_after_the_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("sc-wal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let mut writer = open_connection(&path, false).unwrap();
+        migrate(&mut writer).unwrap();
+        let checkpointer = open_connection(&path, false).unwrap();
+        let write = |conn: &Connection, i: i64| {
+            conn.execute(
+                "INSERT INTO resource_version (rtype, id, version, last_updated, deleted, patient_id, body) VALUES ('Observation', ?1, 1, 0, 0, NULL, ?2)",
+                params![format!("o{i}"), "x".repeat(3000)],
+            )
+            .unwrap();
+        };
+        for i in 0..200 {
+            write(&writer, i);
+        }
+        let frames = checkpoint(&checkpointer, 50).unwrap();
+        assert!(frames >= 200, "every commit added a frame: {frames}");
+        write(&writer, 1000);
+        let after = checkpoint(&checkpointer, 50).unwrap();
+        assert!(after <= 10, "the WAL started again: {after} frames");
+        // Under the threshold nothing but the passive copy runs.
+        assert_eq!(checkpoint(&checkpointer, i64::MAX).unwrap(), after);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The hot reads run from the statement cache: binding other values must
