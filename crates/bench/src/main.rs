@@ -151,6 +151,13 @@ enum Cmd {
         /// SQLite: fsync the WAL at every commit (the server's default).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         durable: bool,
+        /// SQLite: measure a database that already holds this population
+        /// (the same --people, --seed and --now), e.g. the
+        /// `sharedcare.db` of a data directory filled by `sharedcare
+        /// generate` and `sharedcare import`. Ingest is skipped and the
+        /// file is left in place (with the bench's audit records added).
+        #[arg(long)]
+        sqlite_path: Option<PathBuf>,
     },
     /// How fast `sharedcare audit verify` walks the audit chain: appends
     /// records shaped like real ones, then verifies them.
@@ -255,6 +262,7 @@ fn main() -> Result<(), String> {
             max_seconds,
             json,
             durable,
+            sqlite_path,
         } => {
             let now = generate::Date::parse(&now).ok_or("--now: expected YYYY-MM-DD")?;
             let opts = population::Options {
@@ -266,8 +274,16 @@ fn main() -> Result<(), String> {
                 people_per_bundle,
                 loaders,
                 max_seconds,
+                loaded: false,
             };
-            rt.block_on(population_bench(backend, database_url, opts, json, durable))
+            rt.block_on(population_bench(
+                backend,
+                database_url,
+                opts,
+                json,
+                durable,
+                sqlite_path,
+            ))
         }
         Cmd::Access {
             backend,
@@ -311,21 +327,34 @@ fn main() -> Result<(), String> {
     }
 }
 
-/// `bench -- population` on a fresh store of `backend`, removed afterwards.
+/// `bench -- population` on a fresh store of `backend`, removed afterwards
+/// (or, SQLite only, on a file that already holds the population).
 async fn population_bench(
     backend: Backend,
     url: Option<String>,
-    opts: population::Options,
+    mut opts: population::Options,
     json_out: Option<PathBuf>,
     durable: bool,
+    sqlite_path: Option<PathBuf>,
 ) -> Result<(), String> {
     let run = format!("p{}", std::process::id());
     let label = format!("{backend:?}").to_lowercase();
     let report = match backend {
         Backend::Sqlite => {
+            // A fresh file in a directory of the run's own, removed at the
+            // end, unless the population is already in a given file.
             let tmp = std::env::temp_dir().join(format!("sharedcare-bench-{run}"));
-            let _ = std::fs::remove_dir_all(&tmp);
-            let mut config = store_sqlite::SqliteConfig::new(tmp.join("bench.db"));
+            let fresh = sqlite_path.is_none();
+            let path = match sqlite_path {
+                Some(p) if p.is_file() => p,
+                Some(p) => return Err(format!("--sqlite-path {}: no such file", p.display())),
+                None => {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    tmp.join("bench.db")
+                }
+            };
+            opts.loaded = !fresh;
+            let mut config = store_sqlite::SqliteConfig::new(path.clone());
             config.durable = durable;
             eprintln!(
                 "SQLite at {} (synchronous={})",
@@ -333,17 +362,26 @@ async fn population_bench(
                 if durable { "FULL" } else { "NORMAL" }
             );
             let store = store_sqlite::SqliteStore::open(config).map_err(|e| e.to_string())?;
-            let report = population::run(store, &label, &opts, async || {
-                let bytes: u64 = std::fs::read_dir(&tmp)
-                    .map_err(|e| e.to_string())?
-                    .filter_map(|e| e.ok()?.metadata().ok())
+            let run = population::run(store, &label, &opts, async || {
+                let bytes: u64 = ["", "-wal", "-shm"]
+                    .iter()
+                    .filter_map(|suffix| {
+                        let mut file = path.as_os_str().to_owned();
+                        file.push(suffix);
+                        std::fs::metadata(file).ok()
+                    })
                     .map(|m| m.len())
                     .sum();
                 eprintln!("  database files: {:.2} GB", bytes as f64 / 1e9);
                 Ok(())
-            })
-            .await;
-            let _ = std::fs::remove_dir_all(&tmp);
+            });
+            let report = tokio::select! {
+                r = run => r,
+                () = interrupted() => Err("interrupted".to_owned()),
+            };
+            if fresh {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
             report
         }
         Backend::Postgres => {
@@ -357,7 +395,7 @@ async fn population_bench(
                 .map_err(|e| e.to_string())?;
             // After the bulk load, fresh planner statistics (what autovacuum
             // would reach in its own time), so every run plans alike.
-            let report = population::run(store, &label, &opts, async || {
+            let run = population::run(store, &label, &opts, async || {
                 let sql = format!(
                     "DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' LOOP EXECUTE format('ANALYZE %I.%I', '{schema}', t); END LOOP; END $$; SELECT pg_size_pretty(sum(pg_total_relation_size(format('%I.%I', schemaname, tablename)))::bigint) FROM pg_tables WHERE schemaname = '{schema}'"
                 );
@@ -368,8 +406,11 @@ async fn population_bench(
                     started.elapsed().as_secs_f64()
                 );
                 Ok(())
-            })
-            .await;
+            });
+            let report = tokio::select! {
+                r = run => r,
+                () = interrupted() => Err("interrupted".to_owned()),
+            };
             let dropped = pg_exec(&url, &format!("DROP SCHEMA {schema} CASCADE")).await;
             if let Err(e) = dropped {
                 eprintln!("could not drop schema {schema}: {e}");
@@ -390,6 +431,24 @@ async fn population_bench(
         ));
     }
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM, so that an interrupted run still removes
+/// its database.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    eprintln!("interrupted: removing the benchmark's database");
 }
 
 /// Runs `sql` (simple query protocol) on a one-off connection; returns the
