@@ -563,9 +563,7 @@ async fn relationships(
             None => Ok(vec![]),
         }
     })?;
-    let mut out = rows;
-    out.extend(rules);
-    Ok(out)
+    Ok(store_sql::finish_relationships(rows, rules))
 }
 
 /// Runs a relationship query (both statements of a request are sent
@@ -638,7 +636,7 @@ async fn read_with_relationships(
     let resource = row_to_resource(&row)?;
     let patient_id: Option<String> = row.try_get(7).map_err(db_error)?;
     let relationships = match patient_id {
-        Some(_) => rels.into_iter().chain(rules).collect(),
+        Some(_) => store_sql::finish_relationships(rels, rules),
         None => vec![],
     };
     Ok(Some(ReadWithFacts {

@@ -720,21 +720,65 @@ fn relationships_where(
         let o = b.text(org);
         any.push(format!("r.org = {o}"));
     }
-    // GP registrations and markers, whichever organisation asks.
-    let kinds = texts(b, store::relationship::ANY_ORG_KINDS);
-    any.push(format!("r.kind IN ({kinds})"));
+    // GP registrations and markers, whichever organisation asks. Written
+    // as equalities, not `IN (…)`: SQLite builds a temporary b-tree for
+    // an `IN` list it tests rows against, on every execution.
+    for kind in store::relationship::ANY_ORG_KINDS {
+        let k = b.text(kind);
+        any.push(format!("r.kind = {k}"));
+    }
     if let Some(user) = user {
         let u = b.text(user);
         any.push(format!("r.user_sub = {u}"));
     }
-    let c = b.collate();
+    // No ORDER BY or LIMIT: a sort with a limit is another temporary
+    // b-tree in SQLite. [`finish_relationships`] orders and cuts.
     format!(
-        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id = {p} AND ({}) \
-         ORDER BY r.active DESC, (r.end_at IS NULL) DESC, r.end_at DESC, \
-         r.src_type{c}, r.src_id{c}, r.kind{c}, r.org{c} LIMIT {}",
-        or(any),
-        store::relationship::MAX_ROWS
+        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id = {p} AND ({})",
+        or(any)
     )
+}
+
+/// Orders and cuts what the two relationship queries returned, as
+/// `store::Store::relationships` documents: the patient's rows active
+/// first, open-ended first, latest end first, then by source, kind and
+/// organisation (the rest breaking ties, so the order is total); the
+/// practice rules by kind, organisation and detail; each part at most
+/// [`store::relationship::MAX_ROWS`]. Done here rather than in SQL, where
+/// each sort cost SQLite a temporary b-tree per read.
+pub fn finish_relationships(
+    mut rows: Vec<store::RelationshipRow>,
+    mut rules: Vec<store::RelationshipRow>,
+) -> Vec<store::RelationshipRow> {
+    use std::cmp::Reverse;
+    rows.sort_by(|a, b| {
+        let key = |r: &store::RelationshipRow| {
+            (
+                Reverse(r.active),
+                Reverse(r.end.is_none()),
+                Reverse(r.end),
+                r.src_type.clone(),
+                r.src_id.clone(),
+                r.kind.clone(),
+                r.org.clone(),
+                (r.user.clone(), r.start, r.detail.clone()),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    rules.sort_by(|a, b| {
+        (&a.kind, &a.org, &a.detail, &a.src_type, &a.src_id).cmp(&(
+            &b.kind,
+            &b.org,
+            &b.detail,
+            &b.src_type,
+            &b.src_id,
+        ))
+    });
+    rows.truncate(store::relationship::MAX_ROWS);
+    rules.truncate(store::relationship::MAX_ROWS);
+    rows.extend(rules);
+    rows
 }
 
 /// `store::Store::relationships`, second part: the sharing rules of the
@@ -765,12 +809,18 @@ fn practice_rules_where(b: &mut Builder, p: &str, org: &str) -> String {
     let g_active = b.is_true("g.active");
     let o = b.text(org);
     let star = b.text(rel::EVERY_ORGANISATION);
-    let c = b.collate();
+    // A join and equalities rather than `IN (SELECT …)`, `IN (…)` and
+    // ORDER BY … LIMIT: each of those is a temporary b-tree per execution
+    // in SQLite. [`finish_relationships`] orders and cuts. SQLite would
+    // turn the two `org` equalities back into an `IN` over the `(org,
+    // patient_id)` index; the unary `+` keeps it on the practice's rows.
+    let org_col = match b.dialect {
+        Dialect::Sqlite => "+r.org",
+        Dialect::Postgres => "r.org",
+    };
     format!(
-        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship r WHERE r.patient_id IN \
-         (SELECT {key} FROM relationship g WHERE g.patient_id = {p} AND g.kind = {gp} AND {g_active}) \
-         AND r.org IN ({o}, {star}) ORDER BY r.kind{c}, r.org{c}, r.detail{c} LIMIT {}",
-        rel::MAX_ROWS
+        "SELECT {RELATIONSHIP_COLUMNS} FROM relationship g JOIN relationship r ON r.patient_id = {key} \
+         WHERE g.patient_id = {p} AND g.kind = {gp} AND {g_active} AND ({org_col} = {o} OR {org_col} = {star})"
     )
 }
 

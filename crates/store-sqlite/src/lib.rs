@@ -341,13 +341,16 @@ fn relationships(
 ) -> Result<Vec<RelationshipRow>> {
     let mut b = Builder::new(Dialect::Sqlite);
     let sql = store_sql::relationships_query(&mut b, patient_id, org, user);
-    let mut out = relationship_rows(conn, &sql, &b)?;
-    if let Some(org) = org {
-        let mut b = Builder::new(Dialect::Sqlite);
-        let sql = store_sql::practice_rules_query(&mut b, patient_id, org);
-        out.extend(relationship_rows(conn, &sql, &b)?);
-    }
-    Ok(out)
+    let rows = relationship_rows(conn, &sql, &b)?;
+    let rules = match org {
+        Some(org) => {
+            let mut b = Builder::new(Dialect::Sqlite);
+            let sql = store_sql::practice_rules_query(&mut b, patient_id, org);
+            relationship_rows(conn, &sql, &b)?
+        }
+        None => vec![],
+    };
+    Ok(store_sql::finish_relationships(rows, rules))
 }
 
 fn relationship_rows(conn: &Connection, sql: &str, b: &Builder) -> Result<Vec<RelationshipRow>> {
@@ -1317,6 +1320,8 @@ mod tests {
     #[test]
     fn an_overgrown_wal_starts_again_after_the_checkpoint() {
         let dir = std::env::temp_dir().join(format!("sc-wal-{}", std::process::id()));
+        // A directory left by an earlier run with the same process id.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.db");
         let mut writer = open_connection(&path, false).unwrap();
@@ -1348,6 +1353,8 @@ mod tests {
     #[test]
     fn hot_statements_are_not_reprepared_per_binding() {
         let dir = std::env::temp_dir().join(format!("sc-qpsg-{}", std::process::id()));
+        // A directory left by an earlier run with the same process id.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut conn = open_connection(&dir.join("t.db"), false).unwrap();
         migrate(&mut conn).unwrap();
