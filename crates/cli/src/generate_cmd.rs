@@ -2,7 +2,6 @@
 //! written as FHIR NDJSON or transaction Bundles, with progress on stderr
 //! and a summary at the end.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -75,61 +74,44 @@ fn directory_size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Progress on stderr: a bar when stderr is a terminal, otherwise a line
-/// every second.
+/// Progress of `generate`: people written (see [`crate::progress`]); a
+/// plain line every second without a terminal.
 struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+    inner: crate::progress::Progress,
     total: u64,
-    started: Instant,
-    last_line: Instant,
 }
 
 impl Progress {
     fn new(total: u64) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::with_draw_target(
-                Some(total),
-                indicatif::ProgressDrawTarget::stderr_with_hz(2),
-            );
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} people ({per_sec}, about {eta} left)",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar
-        });
-        let now = Instant::now();
         Progress {
-            bar,
+            inner: crate::progress::Progress::new(
+                total,
+                "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} people ({per_sec}, about {eta} left)",
+                Duration::from_secs(1),
+            ),
             total,
-            started: now,
-            last_line: now,
         }
     }
 
     fn update(&mut self, done: u64) {
-        if let Some(bar) = &self.bar {
-            // The bar redraws at most twice a second whatever the rate.
-            if done.is_multiple_of(256) || done == self.total {
-                bar.set_position(done);
-            }
+        // The bar redraws at most twice a second whatever the rate; the
+        // clock is looked at once per 256 people.
+        if !(done.is_multiple_of(256) || done == self.total) {
             return;
         }
-        if done.is_multiple_of(256) && self.last_line.elapsed() >= Duration::from_secs(1) {
-            self.last_line = Instant::now();
-            let secs = self.started.elapsed().as_secs_f64();
+        if let Some(bar) = self.inner.bar() {
+            bar.set_position(done);
+        } else if self.inner.line_due() {
             eprintln!(
                 "generate: {done}/{} people, {:.0} people/s",
                 self.total,
-                done as f64 / secs.max(1e-9)
+                self.inner.rate(done)
             );
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.inner.finish();
     }
 }
 

@@ -35,7 +35,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -887,51 +887,38 @@ fn list(out: &mut String, title: &str, count: u64, reasons: &[String]) {
 
 // ----- progress -----
 
-/// A bar on stderr when it is a terminal (records, rate, ETA from the
-/// bytes read), otherwise a line every ten seconds.
+/// Progress of `import` (see [`crate::progress`]): records and rate, the
+/// ETA from the bytes read; a plain line every ten seconds without a
+/// terminal.
 struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+    inner: crate::progress::Progress,
     total: u64,
     bytes: u64,
     records: u64,
-    started: Instant,
-    last_line: Instant,
 }
 
 impl Progress {
     fn new(total: u64) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::with_draw_target(
-                Some(total),
-                indicatif::ProgressDrawTarget::stderr_with_hz(2),
-            );
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:25}] {percent:>3}% {msg}, about {eta} left",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar
-        });
-        let now = Instant::now();
         Progress {
-            bar,
+            inner: crate::progress::Progress::new(
+                total,
+                "{elapsed_precise} [{bar:25}] {percent:>3}% {msg}, about {eta} left",
+                Duration::from_secs(10),
+            ),
             total,
             bytes: 0,
             records: 0,
-            started: now,
-            last_line: now,
         }
     }
 
     fn advance(&mut self, bytes: u64, records: u64) {
         self.bytes += bytes;
         self.records += records;
-        let rate = self.records as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        if let Some(bar) = &self.bar {
+        let rate = self.inner.rate(self.records);
+        if let Some(bar) = self.inner.bar() {
             bar.set_position(self.bytes);
             bar.set_message(format!("{} resources, {rate:.0}/s", self.records));
-        } else if self.last_line.elapsed() >= Duration::from_secs(10) {
-            self.last_line = Instant::now();
+        } else if self.inner.line_due() {
             eprintln!(
                 "import: {} resources, {rate:.0}/s, {} of {} bytes read",
                 self.records, self.bytes, self.total
@@ -940,9 +927,7 @@ impl Progress {
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.inner.finish();
     }
 }
 

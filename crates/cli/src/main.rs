@@ -18,6 +18,7 @@ mod demo;
 mod generate_cmd;
 mod import;
 mod jwks_fetch;
+mod progress;
 
 use std::process::ExitCode;
 use std::sync::Arc;
