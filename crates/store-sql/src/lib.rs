@@ -150,8 +150,15 @@ fn member(
     let p = b.text(param);
     let c = cond(b, &t);
     if b.correlated.as_deref() == Some(alias) {
+        // SQLite without statistics probed through the value index (every
+        // row of the population with that code, filtered by id) instead
+        // of the row's own few index entries: pinned to the owner index.
+        let owner = match b.dialect {
+            Dialect::Sqlite => format!(" INDEXED BY {}_owner", table(kind)),
+            Dialect::Postgres => String::new(),
+        };
         format!(
-            "EXISTS (SELECT 1 FROM {} {t} WHERE {t}.rtype = {rt} AND {t}.id = {alias}.id AND {t}.param = {p} AND ({c}))",
+            "EXISTS (SELECT 1 FROM {} {t}{owner} WHERE {t}.rtype = {rt} AND {t}.id = {alias}.id AND {t}.param = {p} AND ({c}))",
             table(kind)
         )
     } else {
@@ -1140,7 +1147,9 @@ mod tests {
             &[Filter::Compartment("p1".into()), date.clone()],
         );
         assert!(
-            sql.contains("EXISTS (SELECT 1 FROM idx_date t1 WHERE t1.rtype = ?2 AND t1.id = c.id"),
+            sql.contains(
+                "EXISTS (SELECT 1 FROM idx_date t1 INDEXED BY idx_date_owner WHERE t1.rtype = ?2 AND t1.id = c.id"
+            ),
             "{sql}"
         );
         // Without rows to drive from, the index drives.
