@@ -149,6 +149,45 @@ async fn relationship_queries_use_their_indexes() {
                 && !p.contains("SCAN x"),
             "analyzed: {analyzed}\n{p}"
         );
+        // Beside an NHS number the number drives and the relationship is
+        // probed for that one candidate, not walked for the whole list.
+        let mut b = store_sql::Builder::new(store_sql::Dialect::Sqlite);
+        let cond = store_sql::filters(
+            &mut b,
+            "c",
+            "Patient",
+            &[
+                store::Filter::Related {
+                    org: "O7".into(),
+                    user: Some("u1".into()),
+                    now: 1,
+                    recent_since: 0,
+                    org_type: None,
+                    local: false,
+                },
+                store::Filter::Token {
+                    param: "identifier".into(),
+                    not: false,
+                    any_of: vec![store::search::TokenValue {
+                        system: Some("https://fhir.nhs.uk/Id/nhs-number".into()),
+                        code: Some("9990000018".into()),
+                    }],
+                },
+            ],
+        );
+        let sql = format!(
+            "SELECT c.id FROM resource_current c WHERE c.rtype = 'Patient' AND c.deleted = 0 AND {cond}"
+        );
+        let p = plan(&sql, &b);
+        assert!(
+            (p.contains(
+                "SEARCH r1 EXISTS USING INDEX relationship_patient_org (patient_id=? AND org=?)"
+            ) || p.contains(
+                "SEARCH r1 EXISTS USING INDEX relationship_org_patient (org=? AND patient_id=?)"
+            )) && !p.contains("relationship_org_patient (org=?)"),
+            "analyzed: {analyzed}\n{p}"
+        );
+        assert!(p.contains("idx_token_value"), "analyzed: {analyzed}\n{p}");
     }
     let found = s.relationships("p7", Some("O7"), None).await.unwrap();
     assert_eq!(found.len(), 2);
