@@ -536,6 +536,25 @@ fn filter(b: &mut Builder, alias: &str, rtype: &str, f: &Filter) -> String {
             let ty = b.text(target_type);
             let ty2 = b.text(target_type);
             let live = b.not_deleted(&c2);
+            if b.correlated.as_deref() == Some(alias) {
+                // Driven by a compartment or ids: follow this row's own
+                // references and test their targets, rather than listing
+                // every target that matches (every patient with that
+                // name) on each search.
+                let owner = match b.dialect {
+                    Dialect::Sqlite => " INDEXED BY idx_reference_owner",
+                    Dialect::Postgres => "",
+                };
+                let outer = b.correlated.replace(c2.clone());
+                let cond = filters(b, &c2, target_type, inner);
+                b.correlated = outer;
+                return format!(
+                    "EXISTS (SELECT 1 FROM idx_reference {r}{owner} WHERE {r}.rtype = {rt} AND {r}.id = {alias}.id \
+                     AND {r}.param = {p} AND {r}.target_type = {ty} AND EXISTS \
+                     (SELECT 1 FROM resource_current {c2} WHERE {c2}.rtype = {ty2} AND {c2}.id = {r}.target_id \
+                     AND {live} AND {cond}))"
+                );
+            }
             let cond = filters(b, &c2, target_type, inner);
             format!(
                 "{alias}.id IN (SELECT {r}.id FROM idx_reference {r} WHERE {r}.rtype = {rt} AND {r}.param = {p} \
@@ -1239,6 +1258,43 @@ mod tests {
         let mut b = Builder::new(Dialect::Sqlite);
         let sql = filters(&mut b, "c", "Patient", &[related, token("gender")]);
         assert!(sql.starts_with("(c.id IN (SELECT r1.patient_id"), "{sql}");
+    }
+
+    #[test]
+    fn a_chain_beside_a_compartment_follows_the_rows_own_references() {
+        let chain = Filter::Chain {
+            param: "subject".into(),
+            target_type: "Patient".into(),
+            filters: vec![Filter::String {
+                param: "name".into(),
+                mode: StringMatch::Prefix,
+                any_of: vec!["smith".into()],
+            }],
+        };
+        let mut b = Builder::new(Dialect::Sqlite);
+        let sql = filters(
+            &mut b,
+            "c",
+            "Condition",
+            &[Filter::Compartment("p1".into()), chain.clone()],
+        );
+        assert!(
+            sql.contains("EXISTS (SELECT 1 FROM idx_reference r1 INDEXED BY idx_reference_owner WHERE r1.rtype = ?2 AND r1.id = c.id"),
+            "{sql}"
+        );
+        // The target's own name rows, probed.
+        assert!(
+            sql.contains("FROM idx_string t3 INDEXED BY idx_string_owner WHERE t3.rtype = ?"),
+            "{sql}"
+        );
+        assert!(!sql.contains(" IN (SELECT"), "{sql}");
+        // Without a compartment the matching targets drive.
+        let mut b = Builder::new(Dialect::Sqlite);
+        let sql = filters(&mut b, "c", "Condition", &[chain]);
+        assert!(
+            sql.starts_with("(c.id IN (SELECT r1.id FROM idx_reference r1"),
+            "{sql}"
+        );
     }
 
     #[test]
