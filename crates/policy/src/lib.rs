@@ -714,7 +714,7 @@ fn proxy_view(levels: &[String]) -> View {
             }
         }
     }
-    View::Rules(rules)
+    View::Rules(rules.into())
 }
 
 /// A granted access to one person's record.
@@ -729,7 +729,7 @@ pub struct PatientAccess {
     recorder: Option<String>,
     gp_orgs: Vec<String>,
     view: View,
-    creates: Vec<TypeRule>,
+    creates: std::sync::Arc<[TypeRule]>,
     scopes: Vec<Scope>,
     now: Micros,
     latest: Vec<(usize, Vec<String>)>,

@@ -4,6 +4,7 @@
 //! must meet and the elements it keeps. Nothing outside a view is shown.
 
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// What kind of user a role is; the decision rules hang on this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -77,7 +78,7 @@ pub enum View {
     /// Every type, every element.
     Full,
     /// Only these rules (an item is shown under the first rule it meets).
-    Rules(Vec<TypeRule>),
+    Rules(Arc<[TypeRule]>),
     /// Derived from the proxy Consent's access levels at decision time.
     ProxyScopes,
     /// No person-level data.
@@ -96,7 +97,7 @@ pub struct RoleDef {
     /// Person-level types it may create, with conditions the new item must
     /// meet. Clinical and integration roles may create any type.
     #[serde(default)]
-    pub creates: Vec<TypeRule>,
+    pub creates: Arc<[TypeRule]>,
     /// May read directory types (organisations, practitioners, medications).
     pub reads_directory: bool,
 }
@@ -372,7 +373,7 @@ fn social_worker_view() -> View {
             Some(OBSERVATION_BRIEF),
         ),
     ]);
-    View::Rules(rules)
+    View::Rules(rules.into())
 }
 
 /// The care worker's "appropriate information".
@@ -429,7 +430,7 @@ fn care_worker_view() -> View {
             Some(COMMUNICATION),
         ),
     ]);
-    View::Rules(rules)
+    View::Rules(rules.into())
 }
 
 fn care_worker_creates() -> Vec<TypeRule> {
@@ -481,7 +482,7 @@ pub fn defaults() -> Vec<RoleDef> {
         needs_registration: true,
         break_glass: true,
         view: View::Full,
-        creates: vec![],
+        creates: Arc::from([]),
         reads_directory: true,
     };
     let none = |code: &str, kind: RoleKind, directory: bool| RoleDef {
@@ -490,7 +491,7 @@ pub fn defaults() -> Vec<RoleDef> {
         needs_registration: false,
         break_glass: false,
         view: View::Nothing,
-        creates: vec![],
+        creates: Arc::from([]),
         reads_directory: directory,
     };
     vec![
@@ -505,7 +506,7 @@ pub fn defaults() -> Vec<RoleDef> {
             needs_registration: true,
             break_glass: false,
             view: social_worker_view(),
-            creates: social_worker_creates(),
+            creates: social_worker_creates().into(),
             reads_directory: true,
         },
         RoleDef {
@@ -514,7 +515,7 @@ pub fn defaults() -> Vec<RoleDef> {
             needs_registration: false,
             break_glass: false,
             view: care_worker_view(),
-            creates: care_worker_creates(),
+            creates: care_worker_creates().into(),
             reads_directory: true,
         },
         RoleDef {
@@ -523,7 +524,7 @@ pub fn defaults() -> Vec<RoleDef> {
             needs_registration: false,
             break_glass: false,
             view: View::Full,
-            creates: person_creates(),
+            creates: person_creates().into(),
             reads_directory: true,
         },
         RoleDef {
@@ -532,7 +533,7 @@ pub fn defaults() -> Vec<RoleDef> {
             needs_registration: false,
             break_glass: false,
             view: View::ProxyScopes,
-            creates: person_creates(),
+            creates: person_creates().into(),
             reads_directory: true,
         },
         none("data-controller", RoleKind::DataController, true),
@@ -543,7 +544,7 @@ pub fn defaults() -> Vec<RoleDef> {
             needs_registration: false,
             break_glass: false,
             view: View::Full,
-            creates: vec![],
+            creates: Arc::from([]),
             reads_directory: true,
         },
         none("admin", RoleKind::Admin, false),

@@ -189,11 +189,14 @@ fn elements_keep_nested() {
 fn configured_policy_replaces_and_adds_roles_and_refuses_nonsense() {
     let defaults = Policy::default();
     let mut care = defaults.role("care-worker").cloned().unwrap();
-    care.view = View::Rules(vec![TypeRule {
-        rtype: "AllergyIntolerance".into(),
-        conditions: vec![],
-        elements: None,
-    }]);
+    care.view = View::Rules(
+        vec![TypeRule {
+            rtype: "AllergyIntolerance".into(),
+            conditions: vec![],
+            elements: None,
+        }]
+        .into(),
+    );
     let mut reablement = care.clone();
     reablement.code = "reablement-worker".into();
     let p = Policy::configured(PolicySettings {
