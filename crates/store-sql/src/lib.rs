@@ -818,21 +818,19 @@ pub fn finish_relationships(
     mut rows: Vec<store::RelationshipRow>,
     mut rules: Vec<store::RelationshipRow>,
 ) -> Vec<store::RelationshipRow> {
-    use std::cmp::Reverse;
+    // Compared in place, nothing copied: this runs on every staff read.
     rows.sort_by(|a, b| {
-        let key = |r: &store::RelationshipRow| {
-            (
-                Reverse(r.active),
-                Reverse(r.end.is_none()),
-                Reverse(r.end),
-                r.src_type.clone(),
-                r.src_id.clone(),
-                r.kind.clone(),
-                r.org.clone(),
-                (r.user.clone(), r.start, r.detail.clone()),
-            )
-        };
-        key(a).cmp(&key(b))
+        (b.active, b.end.is_none(), b.end)
+            .cmp(&(a.active, a.end.is_none(), a.end))
+            .then_with(|| {
+                (&a.src_type, &a.src_id, &a.kind, &a.org).cmp(&(
+                    &b.src_type,
+                    &b.src_id,
+                    &b.kind,
+                    &b.org,
+                ))
+            })
+            .then_with(|| (&a.user, a.start, &a.detail).cmp(&(&b.user, b.start, &b.detail)))
     });
     rules.sort_by(|a, b| {
         (&a.kind, &a.org, &a.detail, &a.src_type, &a.src_id).cmp(&(
@@ -1294,6 +1292,34 @@ mod tests {
         assert!(
             sql.starts_with("(c.id IN (SELECT r1.id FROM idx_reference r1"),
             "{sql}"
+        );
+    }
+
+    #[test]
+    fn relationship_rows_come_active_open_ended_and_latest_first() {
+        let row = |src: &str, active: bool, end: Option<Micros>| RelationshipRow {
+            org: "A1".into(),
+            kind: "encounter".into(),
+            user: None,
+            active,
+            start: None,
+            end,
+            src_type: "Encounter".into(),
+            src_id: src.into(),
+            detail: None,
+        };
+        let rows = vec![
+            row("old", false, Some(1)),
+            row("ends-late", true, Some(9)),
+            row("open-b", true, None),
+            row("ends-early", true, Some(5)),
+            row("open-a", true, None),
+        ];
+        let done = finish_relationships(rows, vec![]);
+        let order: Vec<&str> = done.iter().map(|r| r.src_id.as_str()).collect();
+        assert_eq!(
+            order,
+            ["open-a", "open-b", "ends-late", "ends-early", "old"]
         );
     }
 
