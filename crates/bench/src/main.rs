@@ -363,10 +363,12 @@ async fn population_bench(
             );
             let store = store_sqlite::SqliteStore::open(config).map_err(|e| e.to_string())?;
             let run = population::run(store, &label, &opts, async || {
-                let bytes: u64 = ["", "-wal", "-shm"]
-                    .iter()
-                    .filter_map(|suffix| {
-                        let mut file = path.as_os_str().to_owned();
+                let audit = store_sqlite::audit_path(&path);
+                let bytes: u64 = [&path, &audit]
+                    .into_iter()
+                    .flat_map(|f| ["", "-wal", "-shm"].map(|suffix| (f, suffix)))
+                    .filter_map(|(f, suffix)| {
+                        let mut file = f.as_os_str().to_owned();
                         file.push(suffix);
                         std::fs::metadata(file).ok()
                     })

@@ -216,8 +216,12 @@ fn main() -> ExitCode {
 fn reset_data(c: &Config) -> Result<(), String> {
     match &c.backend {
         Backend::Sqlite { path } => {
-            for suffix in ["", "-wal", "-shm"] {
-                let mut p = path.clone().into_os_string();
+            let audit = store_sqlite::audit_path(path);
+            let files = [path, &audit]
+                .into_iter()
+                .flat_map(|f| ["", "-wal", "-shm"].map(|suffix| (f, suffix)));
+            for (file, suffix) in files {
+                let mut p = file.clone().into_os_string();
                 p.push(suffix);
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}

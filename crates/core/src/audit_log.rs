@@ -248,7 +248,7 @@ mod tests {
             assert!(r.problem.is_none(), "page {page}: {:?}", r.problem);
             assert_eq!(r.records, 50, "page {page}");
         }
-        let c = rusqlite::Connection::open(&path).unwrap();
+        let c = rusqlite::Connection::open(store_sqlite::audit_path(&path)).unwrap();
         c.execute_batch(
             "DROP TRIGGER audit_log_append_only_update; DROP TRIGGER audit_log_append_only_delete; \
              DELETE FROM audit_log WHERE seq = 23;",

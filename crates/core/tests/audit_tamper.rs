@@ -226,13 +226,14 @@ async fn sqlite_tampering_is_found() {
     let path = temp_db("intact");
     let s = open(&path);
     fill(&s).await;
-    intact_and_guarded(&s, &Raw::Sqlite(path)).await;
+    // The tamperer edits the audit log's own file.
+    intact_and_guarded(&s, &Raw::Sqlite(store_sqlite::audit_path(&path))).await;
     for how in ALL {
         let path = temp_db(&format!("{how:?}"));
         let s = open(&path);
         fill(&s).await;
         assert_eq!(
-            tamper(&s, &Raw::Sqlite(path), how).await,
+            tamper(&s, &Raw::Sqlite(store_sqlite::audit_path(&path)), how).await,
             expected(how),
             "{how:?}"
         );

@@ -60,7 +60,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Wakes the checkpointer after commits. Dropping the store drops the
     /// sender, which ends the checkpointer thread.
-    checkpoints: Mutex<std::sync::mpsc::Sender<u32>>,
+    checkpoints: Mutex<std::sync::mpsc::Sender<Committed>>,
 }
 
 /// Copies committed WAL frames into the database file on its own thread
@@ -80,12 +80,25 @@ struct Inner {
 /// back. The WAL file stays near [`WAL_LIMIT_BYTES`], at the price of a
 /// short pause for writers each time (well under a second at this size).
 ///
-/// Each commit sends its weight: a commit that wrote resources weighs
-/// [`CHECKPOINT_WEIGHT`] (checkpointed straight after), an audit-only
-/// commit (a read's record) weighs 1, so those are checkpointed once per
-/// [`CHECKPOINT_WEIGHT`] of them instead of after every read.
+/// Each commit tells the checkpointer which files it changed
+/// ([`Committed`]). The database file is checkpointed straight after a
+/// commit that wrote records. The audit log file, which every read appends
+/// to, only once per [`AUDIT_CHECKPOINT_EVERY`] commits: each checkpoint
+/// costs two fsyncs and copies the pages the appends keep rewriting (the
+/// last leaf of each index), so checkpointing it rarely copies each page
+/// once for many commits. Its WAL stays small meanwhile (a few frames per
+/// commit: about 20 MB at the threshold).
 /// See [`spawn_checkpointer`].
-const CHECKPOINT_WEIGHT: u32 = 64;
+#[derive(Debug, Clone, Copy)]
+enum Committed {
+    /// Records (and their audit): both files.
+    Records,
+    /// Audit records only (a read's, a refusal's).
+    AuditOnly,
+}
+
+/// Audit-file commits between two checkpoints of the audit log file.
+const AUDIT_CHECKPOINT_EVERY: u32 = 1024;
 
 /// The WAL size the checkpointer keeps to (see [`spawn_checkpointer`]).
 const WAL_LIMIT_BYTES: i64 = 256 * 1024 * 1024;
@@ -94,37 +107,56 @@ const WAL_LIMIT_BYTES: i64 = 256 * 1024 * 1024;
 /// of 4 KiB (each frame is a page and a 24-byte header).
 const WAL_RESTART_FRAMES: i64 = WAL_LIMIT_BYTES / 4096;
 
-/// One checkpoint: passive, or restart when the WAL has grown past
-/// `restart_frames`. Returns the frames the WAL held.
-fn checkpoint(conn: &Connection, restart_frames: i64) -> rusqlite::Result<i64> {
-    let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+/// One checkpoint of one file (`schema`: `main` or `audit`): passive, or
+/// restart when its WAL has grown past `restart_frames`. Returns the
+/// frames the WAL held.
+fn checkpoint(conn: &Connection, schema: &str, restart_frames: i64) -> rusqlite::Result<i64> {
+    let frames: i64 = conn.query_row(
+        &format!("PRAGMA {schema}.wal_checkpoint(PASSIVE)"),
+        [],
+        |r| r.get(1),
+    )?;
     if frames > restart_frames {
         // Busy (the busy timeout passed first) is not an error: the next
         // round tries again.
-        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+        conn.query_row(
+            &format!("PRAGMA {schema}.wal_checkpoint(RESTART)"),
+            [],
+            |_| Ok(()),
+        )?;
     }
     Ok(frames)
 }
 
-fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::Sender<u32>> {
+fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::Sender<Committed>> {
     let conn = open_connection(&path, durable)?;
-    let (tx, rx) = std::sync::mpsc::channel::<u32>();
+    let (tx, rx) = std::sync::mpsc::channel::<Committed>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".to_owned())
         .spawn(move || {
-            let mut owed = 0u32;
-            while let Ok(w) = rx.recv() {
+            let (mut records, mut audit) = (false, 0u32);
+            while let Ok(c) = rx.recv() {
                 // Coalesce the commits that arrived meanwhile.
-                owed = owed.saturating_add(w);
-                while let Ok(w) = rx.try_recv() {
-                    owed = owed.saturating_add(w);
+                let mut note = |c: Committed| {
+                    records |= matches!(c, Committed::Records);
+                    audit = audit.saturating_add(1);
+                };
+                note(c);
+                while let Ok(c) = rx.try_recv() {
+                    note(c);
                 }
-                if owed < CHECKPOINT_WEIGHT {
-                    continue;
+                let mut due = Vec::with_capacity(2);
+                if std::mem::take(&mut records) {
+                    due.push("main");
                 }
-                owed = 0;
-                if let Err(e) = checkpoint(&conn, WAL_RESTART_FRAMES) {
-                    tracing::warn!(error = %e, "sqlite checkpoint failed; retrying after the next commit");
+                if audit >= AUDIT_CHECKPOINT_EVERY {
+                    audit = 0;
+                    due.push("audit");
+                }
+                for schema in due {
+                    if let Err(e) = checkpoint(&conn, schema, WAL_RESTART_FRAMES) {
+                        tracing::warn!(error = %e, schema, "sqlite checkpoint failed; retrying after the next commit");
+                    }
                 }
             }
         })
@@ -177,8 +209,44 @@ fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
         true,
     )
     .map_err(internal)?;
+    // The audit log's own file (see [`audit_path`]), with the same settings.
+    let audit = audit_path(path);
+    conn.execute(
+        "ATTACH DATABASE ?1 AS audit",
+        [audit.as_os_str().to_string_lossy()],
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, path = %audit.display(), "cannot open the audit log file");
+        StoreError::Unavailable("cannot open the audit log file".to_owned())
+    })?;
+    conn.execute_batch(&format!(
+        "PRAGMA audit.journal_mode=WAL; PRAGMA audit.synchronous={sync}; \
+         PRAGMA audit.journal_size_limit={WAL_LIMIT_BYTES};"
+    ))
+    .map_err(internal)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// The audit log's file beside the database file `db`: `sharedcare.db`
+/// keeps its log in `sharedcare.audit.db`.
+///
+/// Why a file of its own: SQLite drops a connection's whole page cache
+/// for a file at its next transaction whenever another connection has
+/// committed to that file. Every read appends an audit record; with the
+/// log in the database file, each of those commits emptied the cache of
+/// every reader connection, and the next reads fetched all their pages
+/// again (about half of what the audit of a read cost). Commits to the
+/// log's own file leave the readers' cache of the records alone.
+///
+/// Every connection attaches it as `audit`; table names are unique across
+/// the two files, so statements name them unqualified.
+pub fn audit_path(db: &Path) -> PathBuf {
+    let ext = match db.extension() {
+        Some(e) => format!("audit.{}", e.to_string_lossy()),
+        None => "audit.db".to_owned(),
+    };
+    db.with_extension(ext)
 }
 
 impl SqliteStore {
@@ -227,6 +295,29 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )
     .map_err(internal)?;
+    {
+        // The audit file's tables first, and a log still in the database
+        // file copied into them, in a transaction that writes only the
+        // audit file: migration 6 drops the old tables afterwards.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(internal)?;
+        tx.execute_batch(migrations::AUDIT_SCHEMA)
+            .map_err(internal)?;
+        let old_log: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'audit_log'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if old_log > 0 {
+            tracing::info!("copying the audit log into its own file");
+            tx.execute_batch(migrations::COPY_OLD_AUDIT)
+                .map_err(internal)?;
+        }
+        tx.commit().map_err(internal)?;
+    }
     for (version, sql) in migrations::MIGRATIONS {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -250,6 +341,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         }
         tx.commit().map_err(internal)?;
     }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(internal)?;
+    restore_pending_audit(&tx)?;
+    tx.commit().map_err(internal)?;
     Ok(())
 }
 
@@ -423,37 +519,171 @@ fn read_with_relationships(
 
 /// Appends audit records on the writer connection (inside its open
 /// transaction): each gets the next `seq` and its chain hash.
-fn append_audit(conn: &Connection, records: &[NewAudit]) -> Result<Vec<i64>> {
+/// The last record of the audit log: its seq and hash (0 and the genesis
+/// hash when the log is empty).
+fn audit_head(conn: &Connection) -> Result<(i64, String)> {
     let head: Option<(i64, String)> = conn
         .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .map_err(internal)?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(internal)?;
-    let (mut seq, mut prev) = head.unwrap_or_else(|| (0, store::audit::GENESIS.to_owned()));
+    Ok(head.unwrap_or_else(|| (0, store::audit::GENESIS.to_owned())))
+}
+
+/// Inserts one chained record and its patients.
+fn insert_audit(
+    conn: &Connection,
+    seq: i64,
+    time: i64,
+    record: &str,
+    prev: &str,
+    hash: &str,
+    patients: &[&str],
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, time, record, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(internal)?
+    .execute(params![seq, time, record, prev, hash])
+    .map_err(internal)?;
+    for p in patients {
+        conn.prepare_cached("INSERT INTO audit_patient (patient_id, seq) VALUES (?1, ?2)")
+            .map_err(internal)?
+            .execute(params![p, seq])
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// A record as chained, kept by a write transaction for `audit_pending`.
+struct Chained {
+    seq: i64,
+    time: i64,
+    record: String,
+    prev: String,
+    hash: String,
+    patients: String,
+}
+
+/// Appends `records` to the chain; each chained record is also passed to
+/// `chained` (a write transaction keeps them: see [`SqliteTx::commit`]).
+fn append_audit(
+    conn: &Connection,
+    records: &[NewAudit],
+    mut chained: impl FnMut(Chained),
+) -> Result<Vec<i64>> {
+    restore_pending_audit(conn)?;
+    let (mut seq, mut prev) = audit_head(conn)?;
     let mut out = Vec::with_capacity(records.len());
     for rec in records {
         seq += 1;
         let hash = store::audit::chain_hash(&prev, seq, &rec.record);
-        conn.prepare_cached(
-            "INSERT INTO audit_log (seq, time, record, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(internal)?
-        .execute(params![seq, rec.time, rec.record, prev, hash])
-        .map_err(internal)?;
-        let mut patients: Vec<&String> = rec.patients.iter().collect();
-        patients.sort();
+        let mut patients: Vec<&str> = rec.patients.iter().map(String::as_str).collect();
+        patients.sort_unstable();
         patients.dedup();
-        for p in patients {
-            conn.prepare_cached("INSERT INTO audit_patient (patient_id, seq) VALUES (?1, ?2)")
-                .map_err(internal)?
-                .execute(params![p, seq])
-                .map_err(internal)?;
-        }
+        insert_audit(conn, seq, rec.time, &rec.record, &prev, &hash, &patients)?;
         out.push(seq);
-        prev = hash;
+        let next = hash.clone();
+        chained(Chained {
+            seq,
+            time: rec.time,
+            record: rec.record.clone(),
+            prev: std::mem::replace(&mut prev, next),
+            hash,
+            patients: patients.join(" "),
+        });
     }
     Ok(out)
+}
+
+/// Replaces `audit_pending` with the records of this write transaction.
+fn keep_pending_audit(conn: &Connection, chained: &[Chained]) -> Result<()> {
+    conn.prepare_cached("DELETE FROM audit_pending")
+        .map_err(internal)?
+        .execute([])
+        .map_err(internal)?;
+    for c in chained {
+        conn.prepare_cached(
+            "INSERT INTO audit_pending (seq, time, record, prev_hash, hash, patients) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(internal)?
+        .execute(params![c.seq, c.time, c.record, c.prev, c.hash, c.patients])
+        .map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// Puts back the audit records of a write whose changes committed but
+/// whose records did not.
+///
+/// A write transaction changes two files, the database and the audit log
+/// (see [`audit_path`]). In WAL mode SQLite commits them one after the
+/// other, the database file first (attached files commit in order), so a
+/// crash or a failed write between the two leaves the changes without
+/// their records. Each write transaction therefore keeps its records in
+/// the database file too (`audit_pending`, the last write's only): since
+/// commits are serialised on the one writer, and each commit of the log
+/// finishes before the next transaction starts, at most that last write's
+/// records can be missing from the log. They are appended again here, at
+/// start-up and before every append, exactly as they were chained.
+///
+/// Invariant: records in `audit_pending` past the log's head must continue
+/// the chain from it. Anything else (the log file replaced by an older
+/// copy, or deleted) is refused: the store will not open, and no append
+/// succeeds, rather than start a new chain that hides the lost records.
+fn restore_pending_audit(conn: &Connection) -> Result<()> {
+    let (head, head_hash) = audit_head(conn)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, time, record, prev_hash, hash, patients FROM audit_pending \
+             WHERE seq > ?1 ORDER BY seq",
+        )
+        .map_err(internal)?;
+    let missing = stmt
+        .query_map([head], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(internal)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(internal)?;
+    let (mut seq, mut prev) = (head, head_hash);
+    for (s, time, record, prev_hash, hash, patients) in &missing {
+        if *s != seq + 1
+            || *prev_hash != prev
+            || store::audit::chain_hash(prev_hash, *s, record) != *hash
+        {
+            tracing::error!(
+                log_head = head,
+                expected = s,
+                "the audit log file is behind the database file and cannot be mended"
+            );
+            return Err(StoreError::Unavailable(format!(
+                "the audit log file ends at record {head} but the database holds writes audited up to record {}: \
+                 restore the audit log file before starting",
+                missing.last().map_or(*s, |m| m.0)
+            )));
+        }
+        let patients: Vec<&str> = patients.split(' ').filter(|p| !p.is_empty()).collect();
+        insert_audit(conn, *s, *time, record, prev_hash, hash, &patients)?;
+        seq = *s;
+        prev = hash.clone();
+    }
+    if !missing.is_empty() {
+        tracing::warn!(
+            records = missing.len(),
+            "appended again the audit records of the last write, which had not reached the audit log file"
+        );
+    }
+    Ok(())
 }
 
 /// `store::Store::audit_rows` on one connection.
@@ -782,6 +1012,7 @@ impl store::Store for SqliteStore {
             conn: Some(guard),
             pending: Vec::new(),
             wrote: false,
+            chained: Vec::new(),
             queued: Default::default(),
             checkpoints,
         })
@@ -1055,7 +1286,7 @@ impl store::Store for SqliteStore {
         let records = records.to_vec();
         let seqs = tokio::task::spawn_blocking(move || {
             guard.execute_batch("BEGIN IMMEDIATE").map_err(internal)?;
-            let appended = append_audit(&guard, &records).and_then(|seqs| {
+            let appended = append_audit(&guard, &records, |_| ()).and_then(|seqs| {
                 guard.execute_batch("COMMIT").map_err(internal)?;
                 Ok(seqs)
             });
@@ -1068,7 +1299,7 @@ impl store::Store for SqliteStore {
         .await
         .map_err(|_| StoreError::Internal("the audit append task failed".to_owned()))??;
         if let Some(c) = self.inner.checkpoints.lock().ok().map(|s| s.clone()) {
-            let _ = c.send(1);
+            let _ = c.send(Committed::AuditOnly);
         }
         Ok(seqs)
     }
@@ -1143,9 +1374,12 @@ pub struct SqliteTx {
     pending: Vec<PendingRow>,
     /// The owners in `pending`, to skip the scan when a key is new.
     queued: std::collections::HashSet<Key>,
-    checkpoints: Option<std::sync::mpsc::Sender<u32>>,
+    checkpoints: Option<std::sync::mpsc::Sender<Committed>>,
     /// This transaction wrote more than audit records.
     wrote: bool,
+    /// The audit records it appended, kept in `audit_pending` at commit
+    /// when it also wrote to the database file.
+    chained: Vec<Chained>,
 }
 
 impl SqliteTx {
@@ -1289,7 +1523,10 @@ impl store::Tx for SqliteTx {
     }
 
     async fn append_audit(&mut self, records: &[NewAudit]) -> Result<Vec<i64>> {
-        append_audit(self.conn()?, records)
+        let mut chained = std::mem::take(&mut self.chained);
+        let seqs = append_audit(self.conn()?, records, |c| chained.push(c));
+        self.chained = chained;
+        seqs
     }
 
     async fn relationships(
@@ -1303,6 +1540,9 @@ impl store::Tx for SqliteTx {
 
     async fn commit(mut self) -> Result<()> {
         self.flush()?;
+        if self.wrote && !self.chained.is_empty() {
+            keep_pending_audit(self.conn()?, &self.chained)?;
+        }
         let conn = self
             .conn
             .take()
@@ -1314,7 +1554,11 @@ impl store::Tx for SqliteTx {
         }
         if let Some(c) = &self.checkpoints {
             // The checkpointer only stops when the store is dropped.
-            let _ = c.send(if self.wrote { CHECKPOINT_WEIGHT } else { 1 });
+            let _ = c.send(if self.wrote {
+                Committed::Records
+            } else {
+                Committed::AuditOnly
+            });
         }
         Ok(())
     }
@@ -1355,13 +1599,212 @@ mod tests {
         for i in 0..200 {
             write(&writer, i);
         }
-        let frames = checkpoint(&checkpointer, 50).unwrap();
+        let frames = checkpoint(&checkpointer, "main", 50).unwrap();
         assert!(frames >= 200, "every commit added a frame: {frames}");
         write(&writer, 1000);
-        let after = checkpoint(&checkpointer, 50).unwrap();
+        let after = checkpoint(&checkpointer, "main", 50).unwrap();
         assert!(after <= 10, "the WAL started again: {after} frames");
         // Under the threshold nothing but the passive copy runs.
-        assert_eq!(checkpoint(&checkpointer, i64::MAX).unwrap(), after);
+        assert_eq!(checkpoint(&checkpointer, "main", i64::MAX).unwrap(), after);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A fresh directory for one test (cleared of an earlier run's).
+    fn test_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sc-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn new_audit(i: i64) -> NewAudit {
+        NewAudit {
+            time: 1_000 + i,
+            patients: vec![format!("p{i}")],
+            record: format!(r#"{{"n":{i}}}"#),
+        }
+    }
+
+    /// Appends one audited write (a setting) and `reads` audit-only records.
+    async fn audited_writes(s: &SqliteStore, writes: i64, reads: i64) {
+        use store::{Store as _, Tx as _};
+        for i in 0..writes {
+            let mut tx = s.begin().await.unwrap();
+            tx.set_setting("k", &i.to_string()).await.unwrap();
+            tx.append_audit(&[new_audit(i)]).await.unwrap();
+            tx.commit().await.unwrap();
+            s.append_audit(&(0..reads).map(new_audit).collect::<Vec<_>>())
+                .await
+                .unwrap();
+        }
+    }
+
+    fn log_seqs(path: &Path) -> Vec<i64> {
+        let c = Connection::open(audit_path(path)).unwrap();
+        let mut stmt = c.prepare("SELECT seq FROM audit_log ORDER BY seq").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// Reads' audit commits go to the log's own file: the database file's
+    /// WAL does not move, so readers keep their page cache of it.
+    #[tokio::test]
+    async fn reads_audit_records_leave_the_database_file_alone() {
+        use store::Store as _;
+        let dir = test_dir("audit-file");
+        let path = dir.join("t.db");
+        let s = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+        let main_wal = |p: &Path| {
+            let mut f = p.as_os_str().to_owned();
+            f.push("-wal");
+            std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)
+        };
+        let before = main_wal(&path);
+        s.append_audit(&[new_audit(1), new_audit(2)]).await.unwrap();
+        assert_eq!(main_wal(&path), before);
+        assert_eq!(log_seqs(&path), [1, 2]);
+        assert!(audit_path(&path).ends_with("t.audit.db"));
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A crash after the database file committed a write but before the
+    /// log file did: the write's records come back from `audit_pending`,
+    /// chained exactly as they were.
+    #[tokio::test]
+    async fn a_writes_records_lost_from_the_log_file_are_put_back() {
+        use store::Store as _;
+        let dir = test_dir("audit-pending");
+        let path = dir.join("t.db");
+        let s = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+        audited_writes(&s, 2, 3).await;
+        let mut one = s.begin().await.unwrap();
+        {
+            use store::Tx as _;
+            one.set_setting("k", "last").await.unwrap();
+            one.append_audit(&[new_audit(7), new_audit(8)])
+                .await
+                .unwrap();
+            one.commit().await.unwrap();
+        }
+        let rows = s
+            .audit_rows(&AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 10);
+        drop(s);
+        // The log file loses its last commit (the write's two records).
+        let c = Connection::open(audit_path(&path)).unwrap();
+        c.execute_batch(
+            "DROP TRIGGER audit_log_append_only_delete; \
+             DELETE FROM audit_log WHERE seq > 8; DELETE FROM audit_patient WHERE seq > 8;",
+        )
+        .unwrap();
+        drop(c);
+        let s = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+        let again = s
+            .audit_rows(&AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(again, rows, "put back as they were chained");
+        // And the chain goes on from them.
+        s.append_audit(&[new_audit(9)]).await.unwrap();
+        assert_eq!(log_seqs(&path), (1..=11).collect::<Vec<_>>());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A log file that lost more than the last write's records (replaced
+    /// by an old copy, or deleted) is refused rather than started again.
+    #[tokio::test]
+    async fn a_log_file_behind_the_database_is_refused() {
+        let dir = test_dir("audit-behind");
+        let path = dir.join("t.db");
+        let s = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+        audited_writes(&s, 3, 2).await;
+        drop(s);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut f = audit_path(&path).into_os_string();
+            f.push(suffix);
+            let _ = std::fs::remove_file(f);
+        }
+        let err = SqliteStore::open(SqliteConfig::new(&path)).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("audit log file ends at record 0")),
+            "{err:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A database from before the move keeps its log: the records are
+    /// copied into the log file, once, and the old tables dropped.
+    #[tokio::test]
+    async fn a_log_in_the_database_file_moves_to_its_own_file() {
+        use store::Store as _;
+        let dir = test_dir("audit-move");
+        let path = dir.join("t.db");
+        {
+            // The schema as migration 5 left it, without the log file.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )
+            .unwrap();
+            for (version, sql) in migrations::MIGRATIONS.iter().take(5) {
+                c.execute_batch(sql).unwrap();
+                c.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 'then')",
+                    [version],
+                )
+                .unwrap();
+            }
+            let mut prev = store::audit::GENESIS.to_owned();
+            for seq in 1..=3i64 {
+                let record = format!(r#"{{"n":{seq}}}"#);
+                let hash = store::audit::chain_hash(&prev, seq, &record);
+                c.execute(
+                    "INSERT INTO audit_log (seq, time, record, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![seq, 1000 + seq, record, prev, hash],
+                )
+                .unwrap();
+                c.execute(
+                    "INSERT INTO audit_patient (patient_id, seq) VALUES ('p1', ?1)",
+                    [seq],
+                )
+                .unwrap();
+                prev = hash;
+            }
+        }
+        let s = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+        let rows = s
+            .audit_rows(&AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(rows.iter().all(|r| r.patients == ["p1"]));
+        s.append_audit(&[new_audit(4)]).await.unwrap();
+        drop(s);
+        assert_eq!(log_seqs(&path), [1, 2, 3, 4]);
+        let c = Connection::open(&path).unwrap();
+        let old: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('audit_log', 'audit_patient', 'audit_checkpoint')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0, "the old tables are gone");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -160,4 +160,70 @@ CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
 "#,
     ),
+    (
+        6,
+        // The audit log moves to its own file (`crate::audit_path`, schema
+        // [`AUDIT_SCHEMA`]); `crate::migrate` has already copied it there, in
+        // a transaction of its own, before this runs. `audit_pending` keeps
+        // the records of the last write transaction in the database file
+        // itself (see `crate::restore_pending_audit`).
+        r#"
+DROP TABLE main.audit_log;
+DROP TABLE main.audit_patient;
+DROP TABLE main.audit_checkpoint;
+CREATE TABLE main.audit_pending (
+    seq       INTEGER PRIMARY KEY,
+    time      INTEGER NOT NULL,
+    record    TEXT    NOT NULL,
+    prev_hash TEXT    NOT NULL,
+    hash      TEXT    NOT NULL,
+    patients  TEXT    NOT NULL
+);
+"#,
+    ),
 ];
+
+/// The audit log file's schema (attached as `audit`), created when absent
+/// at every start. The tables are those of migration 5, which they replace.
+/// Triggers refuse UPDATE and DELETE, so nothing through SQL changes a
+/// record by accident; the chain is what catches someone who drops them.
+/// Change it only by adding statements that are safe to run again.
+pub(crate) const AUDIT_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS audit.audit_log (
+    seq       INTEGER PRIMARY KEY,
+    time      INTEGER NOT NULL,
+    record    TEXT    NOT NULL,
+    prev_hash TEXT    NOT NULL,
+    hash      TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit.audit_log_time ON audit_log (time);
+CREATE TABLE IF NOT EXISTS audit.audit_patient (
+    patient_id TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (patient_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit.audit_patient_seq ON audit_patient (seq);
+CREATE TABLE IF NOT EXISTS audit.audit_checkpoint (
+    seq       INTEGER PRIMARY KEY,
+    hash      TEXT    NOT NULL,
+    time      INTEGER NOT NULL,
+    kid       TEXT    NOT NULL,
+    signature TEXT    NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit.audit_log_append_only_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit.audit_log_append_only_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+"#;
+
+/// Copies a log still in the database file (migration 5) into the audit
+/// file. Safe to run again: a crash between the copy and migration 6 (which
+/// drops the old tables) copies again over what is there.
+pub(crate) const COPY_OLD_AUDIT: &str = r#"
+INSERT OR IGNORE INTO audit.audit_log (seq, time, record, prev_hash, hash)
+    SELECT seq, time, record, prev_hash, hash FROM main.audit_log;
+INSERT OR IGNORE INTO audit.audit_patient (patient_id, seq)
+    SELECT patient_id, seq FROM main.audit_patient;
+INSERT OR IGNORE INTO audit.audit_checkpoint (seq, hash, time, kid, signature)
+    SELECT seq, hash, time, kid, signature FROM main.audit_checkpoint;
+"#;

@@ -45,7 +45,7 @@ impl Raw {
     /// Makes every audit append fail from now on.
     async fn break_audit(&self) {
         match self {
-            Raw::Sqlite(_, path) => rusqlite::Connection::open(path)
+            Raw::Sqlite(_, path) => rusqlite::Connection::open(store_sqlite::audit_path(path))
                 .unwrap()
                 .execute_batch(
                     "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_log \
