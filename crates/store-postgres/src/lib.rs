@@ -666,15 +666,23 @@ async fn append_audit(client: &Object, records: &[NewAudit]) -> Result<Vec<i64>>
         .prepare_cached(APPEND_AUDIT)
         .await
         .map_err(db_error)?;
-    let mut out = Vec::with_capacity(records.len());
-    for rec in records {
-        let row = client
-            .query_one(&stmt, &[&rec.time, &rec.record, &rec.patients])
-            .await
-            .map_err(db_error)?;
-        out.push(row.try_get(0).map_err(db_error)?);
-    }
-    Ok(out)
+    // Pipelined: every statement is sent before the first reply is read,
+    // so a batch of N records costs one round trip, not N. Each statement
+    // takes the next place in the chain from the head row as it runs, so
+    // the order they run in only decides which record gets which seq, and
+    // each reply carries its own record's seq.
+    let params: Vec<[&(dyn ToSql + Sync); 3]> = records
+        .iter()
+        .map(|rec| [&rec.time as _, &rec.record as _, &rec.patients as _])
+        .collect();
+    let rows = futures_util::future::try_join_all(
+        params.iter().map(|p| client.query_one(&stmt, p.as_slice())),
+    )
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|row| row.try_get(0).map_err(db_error))
+        .collect()
 }
 
 /// Relationship rows up to this many per source are written with a cached
