@@ -363,15 +363,9 @@ async fn population_bench(
             );
             let store = store_sqlite::SqliteStore::open(config).map_err(|e| e.to_string())?;
             let run = population::run(store, &label, &opts, async || {
-                let audit = store_sqlite::audit_path(&path);
-                let bytes: u64 = [&path, &audit]
-                    .into_iter()
-                    .flat_map(|f| ["", "-wal", "-shm"].map(|suffix| (f, suffix)))
-                    .filter_map(|(f, suffix)| {
-                        let mut file = f.as_os_str().to_owned();
-                        file.push(suffix);
-                        std::fs::metadata(file).ok()
-                    })
+                let bytes: u64 = store_sqlite::files(&path)
+                    .iter()
+                    .filter_map(|f| std::fs::metadata(f).ok())
                     .map(|m| m.len())
                     .sum();
                 eprintln!("  database files: {:.2} GB", bytes as f64 / 1e9);

@@ -216,21 +216,12 @@ fn main() -> ExitCode {
 fn reset_data(c: &Config) -> Result<(), String> {
     match &c.backend {
         Backend::Sqlite { path } => {
-            let audit = store_sqlite::audit_path(path);
-            let files = [path, &audit]
-                .into_iter()
-                .flat_map(|f| ["", "-wal", "-shm"].map(|suffix| (f, suffix)));
-            for (file, suffix) in files {
-                let mut p = file.clone().into_os_string();
-                p.push(suffix);
+            for p in store_sqlite::files(path) {
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
-                        return Err(format!(
-                            "cannot remove {}: {e}",
-                            std::path::Path::new(&p).display()
-                        ));
+                        return Err(format!("cannot remove {}: {e}", p.display()));
                     }
                 }
             }

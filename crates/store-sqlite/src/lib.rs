@@ -228,6 +228,23 @@ fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Every file the store keeps for the database file `db`: the database
+/// and its audit log (see [`audit_path`]), each with SQLite's `-wal` and
+/// `-shm` files. Whoever removes, sizes or copies a store's data goes by
+/// this list.
+pub fn files(db: &Path) -> Vec<PathBuf> {
+    [db.to_path_buf(), audit_path(db)]
+        .into_iter()
+        .flat_map(|f| {
+            ["", "-wal", "-shm"].map(|suffix| {
+                let mut name = f.clone().into_os_string();
+                name.push(suffix);
+                PathBuf::from(name)
+            })
+        })
+        .collect()
+}
+
 /// The audit log's file beside the database file `db`: `sharedcare.db`
 /// keeps its log in `sharedcare.audit.db`.
 ///
@@ -574,8 +591,7 @@ fn append_audit(
     records: &[NewAudit],
     mut keep: Option<&mut Vec<Chained>>,
 ) -> Result<Vec<i64>> {
-    restore_pending_audit(conn)?;
-    let (mut seq, mut prev) = audit_head(conn)?;
+    let (mut seq, mut prev) = restore_pending_audit(conn)?;
     let mut out = Vec::with_capacity(records.len());
     for rec in records {
         seq += 1;
@@ -636,7 +652,10 @@ fn keep_pending_audit(conn: &Connection, chained: &[Chained]) -> Result<()> {
 /// the chain from it. Anything else (the log file replaced by an older
 /// copy, or deleted) is refused: the store will not open, and no append
 /// succeeds, rather than start a new chain that hides the lost records.
-fn restore_pending_audit(conn: &Connection) -> Result<()> {
+///
+/// Returns the log's head (seq and hash) after the repair, for the append
+/// that follows.
+fn restore_pending_audit(conn: &Connection) -> Result<(i64, String)> {
     let (head, head_hash) = audit_head(conn)?;
     let mut stmt = conn
         .prepare_cached(
@@ -686,7 +705,7 @@ fn restore_pending_audit(conn: &Connection) -> Result<()> {
             "appended again the audit records of the last write, which had not reached the audit log file"
         );
     }
-    Ok(())
+    Ok((seq, prev))
 }
 
 /// `store::Store::audit_rows` on one connection.
@@ -1584,10 +1603,7 @@ mod tests {
     /// beginning, instead of appending after every frame written so far.
     #[test]
     fn an_overgrown_wal_starts_again_after_the_checkpoint() {
-        let dir = std::env::temp_dir().join(format!("sc-wal-{}", std::process::id()));
-        // A directory left by an earlier run with the same process id.
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("wal");
         let path = dir.join("t.db");
         let mut writer = open_connection(&path, false).unwrap();
         migrate(&mut writer).unwrap();
@@ -1612,7 +1628,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A fresh directory for one test (cleared of an earlier run's).
+    /// A fresh directory for one test (cleared of one left by an earlier
+    /// run with the same process id).
     fn test_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("sc-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -1628,14 +1645,22 @@ mod tests {
         }
     }
 
-    /// Appends one audited write (a setting) and `reads` audit-only records.
-    async fn audited_writes(s: &SqliteStore, writes: i64, reads: i64) {
+    /// One write (a setting) with its audit records in its transaction.
+    async fn audited_write(s: &SqliteStore, records: &[NewAudit]) {
         use store::{Store as _, Tx as _};
+        let mut tx = s.begin().await.unwrap();
+        tx.set_setting("k", &records.len().to_string())
+            .await
+            .unwrap();
+        tx.append_audit(records).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// `writes` audited writes, each followed by `reads` audit-only records.
+    async fn audited_writes(s: &SqliteStore, writes: i64, reads: i64) {
+        use store::Store as _;
         for i in 0..writes {
-            let mut tx = s.begin().await.unwrap();
-            tx.set_setting("k", &i.to_string()).await.unwrap();
-            tx.append_audit(&[new_audit(i)]).await.unwrap();
-            tx.commit().await.unwrap();
+            audited_write(s, &[new_audit(i)]).await;
             s.append_audit(&(0..reads).map(new_audit).collect::<Vec<_>>())
                 .await
                 .unwrap();
@@ -1692,15 +1717,7 @@ mod tests {
         let path = dir.join("t.db");
         let s = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
         audited_writes(&s, 2, 3).await;
-        let mut one = s.begin().await.unwrap();
-        {
-            use store::Tx as _;
-            one.set_setting("k", "last").await.unwrap();
-            one.append_audit(&[new_audit(7), new_audit(8)])
-                .await
-                .unwrap();
-            one.commit().await.unwrap();
-        }
+        audited_write(&s, &[new_audit(7), new_audit(8)]).await;
         let rows = all_rows(&s).await;
         assert_eq!(rows.len(), 10);
         drop(s);
@@ -1730,10 +1747,11 @@ mod tests {
         let s = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
         audited_writes(&s, 3, 2).await;
         drop(s);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut f = audit_path(&path).into_os_string();
-            f.push(suffix);
-            let _ = std::fs::remove_file(f);
+        let log = audit_path(&path).to_string_lossy().into_owned();
+        for f in files(&path) {
+            if f.to_string_lossy().starts_with(&log) {
+                let _ = std::fs::remove_file(f);
+            }
         }
         let err = SqliteStore::open(SqliteConfig::new(&path)).unwrap_err();
         assert!(
@@ -1806,9 +1824,7 @@ mod tests {
     /// without statistics (it walked every resource of the type).
     #[test]
     fn compartment_searches_use_the_compartment_and_owner_indexes() {
-        let dir = std::env::temp_dir().join(format!("sc-plan-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("plan");
         let mut conn = open_connection(&dir.join("t.db"), false).unwrap();
         migrate(&mut conn).unwrap();
         let filters = [
@@ -1850,10 +1866,7 @@ mod tests {
     /// the planner checks against a bound value does exactly that).
     #[test]
     fn hot_statements_are_not_reprepared_per_binding() {
-        let dir = std::env::temp_dir().join(format!("sc-qpsg-{}", std::process::id()));
-        // A directory left by an earlier run with the same process id.
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("qpsg");
         let mut conn = open_connection(&dir.join("t.db"), false).unwrap();
         migrate(&mut conn).unwrap();
         for i in 0..20 {
