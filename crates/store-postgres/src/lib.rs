@@ -184,9 +184,11 @@ impl PostgresStore {
 const SELECT_CURRENT: &str = "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq \
      FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
 
-/// [`SELECT_CURRENT`] with `c.patient_id` as an eighth column.
-const SELECT_CURRENT_WITH_PATIENT: &str = "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq, c.patient_id \
-     FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
+/// The columns of [`SELECT_CURRENT`] with `c.patient_id` as an eighth
+/// (more may follow), and what they are selected from.
+const SELECT_CURRENT_WITH_PATIENT_COLUMNS: &str =
+    "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq, c.patient_id";
+const FROM_CURRENT: &str = "FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
 
 fn row_to_resource(r: &Row) -> Result<StoredResource> {
     let get = |e: tokio_postgres::Error| db_error(e);
@@ -545,8 +547,10 @@ async fn find_ids(
         .collect()
 }
 
-/// `store::Store::relationships` on one connection. Four texts at most
-/// (org and user each present or not): prepared once per connection.
+/// `store::Store::relationships` on one connection, in one statement: the
+/// patient's rows and their practice's rules as two JSON arrays (see
+/// [`as_json_rows`]). Four texts at most (org and user each present or
+/// not): prepared once per connection.
 async fn relationships(
     client: &Object,
     patient_id: &str,
@@ -554,53 +558,31 @@ async fn relationships(
     user: Option<&str>,
 ) -> Result<Vec<RelationshipRow>> {
     let mut b = Builder::new(Dialect::Postgres);
-    let sql = store_sql::relationships_query(&mut b, patient_id, org, user);
-    let mut rb = Builder::new(Dialect::Postgres);
-    let rules_sql = org.map(|o| store_sql::practice_rules_query(&mut rb, patient_id, o));
-    let (rows, rules) = tokio::try_join!(query_relationships(client, &sql, &b), async {
-        match &rules_sql {
-            Some(sql) => query_relationships(client, sql, &rb).await,
-            None => Ok(vec![]),
-        }
-    })?;
-    Ok(store_sql::finish_relationships(rows, rules))
-}
-
-/// Runs a relationship query (both statements of a request are sent
-/// together: tokio-postgres pipelines concurrent queries on a connection).
-async fn query_relationships(
-    client: &Object,
-    sql: &str,
-    b: &Builder,
-) -> Result<Vec<RelationshipRow>> {
-    let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
-    let rows = client
-        .query(&stmt, &refs(&to_args(b)))
+    let rels = store_sql::relationships_query(&mut b, patient_id, org, user);
+    let rules = match org {
+        Some(o) => as_json_rows(&store_sql::practice_rules_query(&mut b, patient_id, o)),
+        None => "NULL".to_owned(),
+    };
+    let sql = format!("SELECT {}, {rules}", as_json_rows(&rels));
+    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    let row = client
+        .query_one(&stmt, &refs(&to_args(&b)))
         .await
         .map_err(db_error)?;
-    rows.iter().map(row_to_relationship).collect()
+    Ok(store_sql::finish_relationships(
+        json_rows(&row, 0)?,
+        json_rows(&row, 1)?,
+    ))
 }
 
-fn row_to_relationship(r: &Row) -> Result<RelationshipRow> {
-    Ok(RelationshipRow {
-        org: r.try_get(0).map_err(db_error)?,
-        kind: r.try_get(1).map_err(db_error)?,
-        user: r.try_get(2).map_err(db_error)?,
-        active: r.try_get(3).map_err(db_error)?,
-        start: r.try_get(4).map_err(db_error)?,
-        end: r.try_get(5).map_err(db_error)?,
-        src_type: r.try_get(6).map_err(db_error)?,
-        src_id: r.try_get(7).map_err(db_error)?,
-        detail: r.try_get(8).map_err(db_error)?,
-    })
-}
-
-/// `store::Store::read_with_relationships`: the current row (with its
-/// stored `patient_id`) and the rows of the patient it belongs to, as two
-/// statements sent together on one connection (tokio-postgres pipelines
-/// concurrent queries), so one round trip. Both run in their own snapshot;
-/// a relationship change landing between them is the same race as a change
-/// landing just after the read.
+/// `store::Store::read_with_relationships` in one statement: the current
+/// row (with its stored `patient_id`) and, as two JSON arrays beside it,
+/// the relationship rows and practice rules of the patient it belongs to
+/// (correlated subqueries on `c.patient_id`, each driven by the
+/// `(patient_id, org)` index). One statement rather than three pipelined
+/// ones: each statement costs the server a portal, a snapshot and an
+/// executor start, and this runs on every staff read. One snapshot, too,
+/// so the read and its relationships agree.
 async fn read_with_relationships(
     client: &Object,
     rtype: &str,
@@ -608,35 +590,33 @@ async fn read_with_relationships(
     org: Option<&str>,
     user: Option<&str>,
 ) -> Result<Option<ReadWithFacts>> {
-    let read_sql = format!("{SELECT_CURRENT_WITH_PATIENT} WHERE c.rtype = $1 AND c.id = $2");
     let mut b = Builder::new(Dialect::Postgres);
-    let rel_sql = store_sql::relationships_of_resource_query(&mut b, rtype, id, org, user);
-    let mut rb = Builder::new(Dialect::Postgres);
-    let rules_sql = org.map(|o| store_sql::practice_rules_of_resource_query(&mut rb, rtype, id, o));
-    let read_stmt = client.prepare_cached(&read_sql).await.map_err(db_error)?;
-    let read_args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&rtype, &id];
-    let (found, rels, rules) = tokio::try_join!(
-        async {
-            client
-                .query_opt(&read_stmt, &read_args)
-                .await
-                .map_err(db_error)
-        },
-        query_relationships(client, &rel_sql, &b),
-        async {
-            match &rules_sql {
-                Some(sql) => query_relationships(client, sql, &rb).await,
-                None => Ok(vec![]),
-            }
+    let t = b.arg(SqlValue::Text(rtype.to_owned()));
+    let i = b.arg(SqlValue::Text(id.to_owned()));
+    let rels = store_sql::relationships_of_patient_expr(&mut b, "c.patient_id", org, user);
+    let rules = match org {
+        Some(o) => {
+            let sql = store_sql::practice_rules_of_patient_expr(&mut b, "c.patient_id", o);
+            as_json_rows(&sql)
         }
-    )?;
-    let Some(row) = found else {
+        None => "NULL".to_owned(),
+    };
+    let sql = format!(
+        "{SELECT_CURRENT_WITH_PATIENT_COLUMNS}, {}, {rules} {FROM_CURRENT} WHERE c.rtype = {t} AND c.id = {i}",
+        as_json_rows(&rels)
+    );
+    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    let Some(row) = client
+        .query_opt(&stmt, &refs(&to_args(&b)))
+        .await
+        .map_err(db_error)?
+    else {
         return Ok(None);
     };
     let resource = row_to_resource(&row)?;
     let patient_id: Option<String> = row.try_get(7).map_err(db_error)?;
     let relationships = match patient_id {
-        Some(_) => store_sql::finish_relationships(rels, rules),
+        Some(_) => store_sql::finish_relationships(json_rows(&row, 8)?, json_rows(&row, 9)?),
         None => vec![],
     };
     Ok(Some(ReadWithFacts {
@@ -644,6 +624,58 @@ async fn read_with_relationships(
         patient_id,
         relationships,
     }))
+}
+
+/// A relationship query (selecting [`store_sql::RELATIONSHIP_COLUMNS`]) as
+/// a scalar subquery giving its rows as one JSON array of arrays (text;
+/// `NULL` when there are none), read back by [`json_rows`].
+fn as_json_rows(select: &str) -> String {
+    format!(
+        "(SELECT CAST(json_agg(json_build_array(x.org, x.kind, x.user_sub, x.active, x.start_at, \
+         x.end_at, x.src_type, x.src_id, x.detail)) AS TEXT) FROM ({select}) x)"
+    )
+}
+
+/// One relationship row as [`as_json_rows`] writes it.
+type JsonRelationship = (
+    String,
+    String,
+    Option<String>,
+    bool,
+    Option<i64>,
+    Option<i64>,
+    String,
+    String,
+    Option<String>,
+);
+
+/// The rows of an [`as_json_rows`] column.
+fn json_rows(row: &Row, col: usize) -> Result<Vec<RelationshipRow>> {
+    let Some(text) = row.try_get::<_, Option<String>>(col).map_err(db_error)? else {
+        return Ok(vec![]);
+    };
+    // The text is the database's own JSON; a failure here is a bug, and
+    // its message (which may quote row values) stays out of the error.
+    let rows: Vec<JsonRelationship> = serde_json::from_str(&text).map_err(|_| {
+        tracing::error!("relationship rows not in the shape written");
+        StoreError::Internal("relationship rows not in the shape written".to_owned())
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(org, kind, user, active, start, end, src_type, src_id, detail)| RelationshipRow {
+                org,
+                kind,
+                user,
+                active,
+                start,
+                end,
+                src_type,
+                src_id,
+                detail,
+            },
+        )
+        .collect())
 }
 
 /// Appends one audit record: advances the chain head, computes the new

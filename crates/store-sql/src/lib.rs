@@ -752,24 +752,22 @@ pub fn relationships_query(
     relationships_where(b, &p, org, user, practice)
 }
 
-/// [`relationships_query`] for the patient the current version of
-/// `(rtype, id)` belongs to (its stored `patient_id`), so that it can run
-/// beside the read of the resource itself.
-pub fn relationships_of_resource_query(
+/// [`relationships_query`] for the patient whose id is the SQL
+/// expression `patient` (e.g. a column of an outer query the statement is
+/// nested in).
+pub fn relationships_of_patient_expr(
     b: &mut Builder,
-    rtype: &str,
-    id: &str,
+    patient: &str,
     org: Option<&str>,
     user: Option<&str>,
 ) -> String {
-    let p = patient_of_resource(b, rtype, id);
-    relationships_where(b, &p, org, user, false)
+    relationships_where(b, patient, org, user, false)
 }
 
-fn patient_of_resource(b: &mut Builder, rtype: &str, id: &str) -> String {
-    let t = b.arg(SqlValue::Text(rtype.to_owned()));
-    let i = b.arg(SqlValue::Text(id.to_owned()));
-    format!("(SELECT c.patient_id FROM resource_current c WHERE c.rtype = {t} AND c.id = {i})")
+/// [`practice_rules_query`] for the patient whose id is the SQL
+/// expression `patient`.
+pub fn practice_rules_of_patient_expr(b: &mut Builder, patient: &str, org: &str) -> String {
+    practice_rules_where(b, patient, org)
 }
 
 fn relationships_where(
@@ -854,17 +852,6 @@ pub fn finish_relationships(
 /// [`store::relationship::MAX_ROWS`].
 pub fn practice_rules_query(b: &mut Builder, patient_id: &str, org: &str) -> String {
     let p = b.arg(SqlValue::Text(patient_id.to_owned()));
-    practice_rules_where(b, &p, org)
-}
-
-/// [`practice_rules_query`] for the patient of `(rtype, id)`.
-pub fn practice_rules_of_resource_query(
-    b: &mut Builder,
-    rtype: &str,
-    id: &str,
-    org: &str,
-) -> String {
-    let p = patient_of_resource(b, rtype, id);
     practice_rules_where(b, &p, org)
 }
 
