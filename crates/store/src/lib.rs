@@ -383,8 +383,7 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// stored compartment, as written with it) and that patient's
     /// relationship rows for `org`/`user` exactly as [`Store::relationships`]
     /// returns them: everything deciding a single read needs, in one store
-    /// call (one reader checkout on SQLite, one pipelined round trip on
-    /// PostgreSQL). `None` when the resource was never written.
+    /// call (one reader checkout on SQLite, one statement on PostgreSQL). `None` when the resource was never written.
     fn read_with_relationships(
         &self,
         rtype: &str,
