@@ -559,11 +559,8 @@ async fn relationships(
 ) -> Result<Vec<RelationshipRow>> {
     let mut b = Builder::new(Dialect::Postgres);
     let rels = store_sql::relationships_query(&mut b, patient_id, org, user);
-    let rules = match org {
-        Some(o) => as_json_rows(&store_sql::practice_rules_query(&mut b, patient_id, o)),
-        None => "NULL".to_owned(),
-    };
-    let sql = format!("SELECT {}, {rules}", as_json_rows(&rels));
+    let rules = org.map(|o| store_sql::practice_rules_query(&mut b, patient_id, o));
+    let sql = format!("SELECT {}", json_columns(&rels, rules.as_deref()));
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let row = client
         .query_one(&stmt, &refs(&to_args(&b)))
@@ -594,16 +591,10 @@ async fn read_with_relationships(
     let t = b.arg(SqlValue::Text(rtype.to_owned()));
     let i = b.arg(SqlValue::Text(id.to_owned()));
     let rels = store_sql::relationships_of_patient_expr(&mut b, "c.patient_id", org, user);
-    let rules = match org {
-        Some(o) => {
-            let sql = store_sql::practice_rules_of_patient_expr(&mut b, "c.patient_id", o);
-            as_json_rows(&sql)
-        }
-        None => "NULL".to_owned(),
-    };
+    let rules = org.map(|o| store_sql::practice_rules_of_patient_expr(&mut b, "c.patient_id", o));
     let sql = format!(
-        "{SELECT_CURRENT_WITH_PATIENT_COLUMNS}, {}, {rules} {FROM_CURRENT} WHERE c.rtype = {t} AND c.id = {i}",
-        as_json_rows(&rels)
+        "{SELECT_CURRENT_WITH_PATIENT_COLUMNS}, {} {FROM_CURRENT} WHERE c.rtype = {t} AND c.id = {i}",
+        json_columns(&rels, rules.as_deref())
     );
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let Some(row) = client
@@ -624,6 +615,14 @@ async fn read_with_relationships(
         patient_id,
         relationships,
     }))
+}
+
+/// The two relationship columns both reads select: the patient's rows and
+/// (when the caller has an organisation) their practice's rules, each as
+/// [`as_json_rows`]; read back by [`json_rows`].
+fn json_columns(rels: &str, rules: Option<&str>) -> String {
+    let rules = rules.map_or_else(|| "NULL".to_owned(), as_json_rows);
+    format!("{}, {rules}", as_json_rows(rels))
 }
 
 /// A relationship query (selecting [`store_sql::RELATIONSHIP_COLUMNS`]) as

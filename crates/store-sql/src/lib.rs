@@ -754,7 +754,8 @@ pub fn relationships_query(
 
 /// [`relationships_query`] for the patient whose id is the SQL
 /// expression `patient` (e.g. a column of an outer query the statement is
-/// nested in).
+/// nested in). `patient` is written into the SQL as it is: the caller's
+/// own constant, never a client's text.
 pub fn relationships_of_patient_expr(
     b: &mut Builder,
     patient: &str,
@@ -765,7 +766,7 @@ pub fn relationships_of_patient_expr(
 }
 
 /// [`practice_rules_query`] for the patient whose id is the SQL
-/// expression `patient`.
+/// expression `patient` (the caller's own constant, as above).
 pub fn practice_rules_of_patient_expr(b: &mut Builder, patient: &str, org: &str) -> String {
     practice_rules_where(b, patient, org)
 }
