@@ -58,9 +58,14 @@ struct Inner {
     config: SqliteConfig,
     writer: Arc<tokio::sync::Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
-    /// Wakes the checkpointer after commits. Dropping the store drops the
-    /// sender, which ends the checkpointer thread.
-    checkpoints: Mutex<std::sync::mpsc::Sender<Committed>>,
+    /// Wakes the checkpointer after commits.
+    checkpoints: Arc<Checkpoints>,
+    /// A write's commit failed: its records may be in `audit_pending` but
+    /// not in the log, and the next append must put them back first.
+    audit_behind: Arc<std::sync::atomic::AtomicBool>,
+    /// Reads' audit commits, under the writer lock (see
+    /// [`open_audit_connection`]).
+    audit_writer: Arc<Mutex<Connection>>,
 }
 
 /// Copies committed WAL frames into the database file on its own thread
@@ -80,9 +85,9 @@ struct Inner {
 /// back. The WAL file stays near [`WAL_LIMIT_BYTES`], at the price of a
 /// short pause for writers each time (well under a second at this size).
 ///
-/// Each commit tells the checkpointer which files it changed
-/// ([`Committed`]). The database file is checkpointed straight after a
-/// commit that wrote records. The audit log file, which every read appends
+/// Commits tell the checkpointer which files are due ([`Committed`],
+/// through [`Checkpoints`]). The database file is checkpointed straight
+/// after a commit that wrote records. The audit log file, which every read appends
 /// to, only once per [`AUDIT_CHECKPOINT_EVERY`] commits: each checkpoint
 /// costs two fsyncs and copies the pages the appends keep rewriting (the
 /// last leaf of each index), so checkpointing it rarely copies each page
@@ -90,11 +95,44 @@ struct Inner {
 /// commit: about 20 MB at the threshold).
 /// See [`spawn_checkpointer`].
 #[derive(Debug, Clone, Copy)]
-enum Committed {
-    /// Records (and their audit): both files.
-    Records,
-    /// Audit records only (a read's, a refusal's).
-    AuditOnly,
+struct Committed {
+    /// Records (and their audit) were committed: the database file is due.
+    records: bool,
+    /// Another [`AUDIT_CHECKPOINT_EVERY`] commits reached the audit log
+    /// file: it is due.
+    audit: bool,
+}
+
+/// Tells the checkpointer about commits. Every read commits an audit
+/// record, so waking the checkpointer thread for each commit would cost
+/// a context switch per read: commits that only appended audit records
+/// are counted here, and the checkpointer hears of them once per
+/// [`AUDIT_CHECKPOINT_EVERY`].
+struct Checkpoints {
+    /// Dropping the store drops the sender, which ends the checkpointer
+    /// thread.
+    sender: Mutex<std::sync::mpsc::Sender<Committed>>,
+    /// Commits to the audit log file (all of them, wrapping).
+    audit_commits: std::sync::atomic::AtomicU32,
+}
+
+impl Checkpoints {
+    /// Notes one commit; `records`: it wrote more than audit records.
+    fn committed(&self, records: bool) {
+        let n = self
+            .audit_commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(1);
+        // 2^32 is a multiple of the period, so wrapping keeps the count.
+        let audit = n.is_multiple_of(AUDIT_CHECKPOINT_EVERY);
+        if !(records || audit) {
+            return;
+        }
+        if let Ok(s) = self.sender.lock() {
+            // The checkpointer only stops when the store is dropped.
+            let _ = s.send(Committed { records, audit });
+        }
+    }
 }
 
 /// Audit-file commits between two checkpoints of the audit log file.
@@ -134,23 +172,18 @@ fn spawn_checkpointer(path: PathBuf, durable: bool) -> Result<std::sync::mpsc::S
     std::thread::Builder::new()
         .name("sqlite-checkpoint".to_owned())
         .spawn(move || {
-            let (mut records, mut audit) = (false, 0u32);
             while let Ok(c) = rx.recv() {
                 // Coalesce the commits that arrived meanwhile.
-                let mut note = |c: Committed| {
-                    records |= matches!(c, Committed::Records);
-                    audit = audit.saturating_add(1);
-                };
-                note(c);
+                let (mut records, mut audit) = (c.records, c.audit);
                 while let Ok(c) = rx.try_recv() {
-                    note(c);
+                    records |= c.records;
+                    audit |= c.audit;
                 }
                 let mut due = Vec::with_capacity(2);
-                if std::mem::take(&mut records) {
+                if records {
                     due.push("main");
                 }
-                if audit >= AUDIT_CHECKPOINT_EVERY {
-                    audit = 0;
+                if audit {
                     due.push("audit");
                 }
                 for schema in due {
@@ -228,6 +261,29 @@ fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
     Ok(conn)
 }
 
+/// A connection to the audit log's file alone (see [`audit_path`]), for
+/// reads' audit commits: `BEGIN IMMEDIATE` there locks that one file,
+/// where on a connection with both files attached it takes and releases
+/// the database file's locks too, on every commit.
+fn open_audit_connection(db: &Path, durable: bool) -> Result<Connection> {
+    let path = audit_path(db);
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, path = %path.display(), "cannot open the audit log file");
+        StoreError::Unavailable("cannot open the audit log file".to_owned())
+    })?;
+    let sync = if durable { "FULL" } else { "NORMAL" };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; \
+         PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={WAL_LIMIT_BYTES};"
+    ))
+    .map_err(internal)?;
+    Ok(conn)
+}
+
 /// Every file the store keeps for the database file `db`: the database
 /// and its audit log (see [`audit_path`]), each with SQLite's `-wal` and
 /// `-shm` files. Whoever removes, sizes or copies a store's data goes by
@@ -280,13 +336,19 @@ impl SqliteStore {
         }
         let mut writer = open_connection(&config.path, config.durable)?;
         migrate(&mut writer)?;
+        let audit_writer = open_audit_connection(&config.path, config.durable)?;
         let checkpoints = spawn_checkpointer(config.path.clone(), config.durable)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 config,
                 writer: Arc::new(tokio::sync::Mutex::new(writer)),
                 readers: Mutex::new(Vec::new()),
-                checkpoints: Mutex::new(checkpoints),
+                checkpoints: Arc::new(Checkpoints {
+                    sender: Mutex::new(checkpoints),
+                    audit_commits: Default::default(),
+                }),
+                audit_behind: Default::default(),
+                audit_writer: Arc::new(Mutex::new(audit_writer)),
             }),
         })
     }
@@ -589,9 +651,19 @@ struct Chained {
 fn append_audit(
     conn: &Connection,
     records: &[NewAudit],
+    keep: Option<&mut Vec<Chained>>,
+) -> Result<Vec<i64>> {
+    let head = restore_pending_audit(conn)?;
+    chain_audit(conn, head, records, keep)
+}
+
+/// Appends `records` after the log's `head` (its seq and hash).
+fn chain_audit(
+    conn: &Connection,
+    (mut seq, mut prev): (i64, String),
+    records: &[NewAudit],
     mut keep: Option<&mut Vec<Chained>>,
 ) -> Result<Vec<i64>> {
-    let (mut seq, mut prev) = restore_pending_audit(conn)?;
     let mut out = Vec::with_capacity(records.len());
     for rec in records {
         seq += 1;
@@ -706,6 +778,23 @@ fn restore_pending_audit(conn: &Connection) -> Result<(i64, String)> {
         );
     }
     Ok((seq, prev))
+}
+
+/// Runs `append` in an immediate transaction on `conn` and commits it;
+/// rolls back on failure, leaving nothing half-open on the connection.
+fn append_on(
+    conn: &Connection,
+    append: impl FnOnce(&Connection) -> Result<Vec<i64>>,
+) -> Result<Vec<i64>> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(internal)?;
+    let appended = append(conn).and_then(|seqs| {
+        conn.execute_batch("COMMIT").map_err(internal)?;
+        Ok(seqs)
+    });
+    if appended.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    appended
 }
 
 /// `store::Store::audit_rows` on one connection.
@@ -1029,8 +1118,10 @@ impl store::Store for SqliteStore {
     async fn begin(&self) -> Result<SqliteTx> {
         let guard = self.inner.writer.clone().lock_owned().await;
         guard.execute_batch("BEGIN IMMEDIATE").map_err(internal)?;
-        let checkpoints = self.inner.checkpoints.lock().ok().map(|s| s.clone());
+        let checkpoints = Arc::clone(&self.inner.checkpoints);
+        let audit_behind = Arc::clone(&self.inner.audit_behind);
         Ok(SqliteTx {
+            audit_behind,
             conn: Some(guard),
             pending: Vec::new(),
             wrote: false,
@@ -1306,23 +1397,36 @@ impl store::Store for SqliteStore {
         // requests meanwhile. The writer lock is held throughout.
         let guard = self.inner.writer.clone().lock_owned().await;
         let records = records.to_vec();
+        let inner = Arc::clone(&self.inner);
         let seqs = tokio::task::spawn_blocking(move || {
-            guard.execute_batch("BEGIN IMMEDIATE").map_err(internal)?;
-            let appended = append_audit(&guard, &records, None).and_then(|seqs| {
-                guard.execute_batch("COMMIT").map_err(internal)?;
-                Ok(seqs)
-            });
-            if appended.is_err() {
-                // Leave nothing half-open on the shared writer connection.
-                let _ = guard.execute_batch("ROLLBACK");
+            // Only a write whose commit failed can have left records in
+            // `audit_pending` past the log's head (see
+            // [`restore_pending_audit`]; start-up puts back a crash's):
+            // then the writer connection, which sees both files, puts
+            // them back first. Otherwise the append is the log file's
+            // alone, on its own connection, still under the writer lock
+            // (`guard`), which keeps the chain's appends in order.
+            let behind = inner
+                .audit_behind
+                .load(std::sync::atomic::Ordering::Acquire);
+            if behind {
+                return append_on(&guard, |c| append_audit(c, &records, None)).inspect(|_| {
+                    inner
+                        .audit_behind
+                        .store(false, std::sync::atomic::Ordering::Release)
+                });
             }
-            appended
+            let conn = inner
+                .audit_writer
+                .lock()
+                .map_err(|_| StoreError::Internal("audit connection poisoned".to_owned()))?;
+            append_on(&conn, |c| {
+                audit_head(c).and_then(|head| chain_audit(c, head, &records, None))
+            })
         })
         .await
         .map_err(|_| StoreError::Internal("the audit append task failed".to_owned()))??;
-        if let Some(c) = self.inner.checkpoints.lock().ok().map(|s| s.clone()) {
-            let _ = c.send(Committed::AuditOnly);
-        }
+        self.inner.checkpoints.committed(false);
         Ok(seqs)
     }
 
@@ -1396,7 +1500,9 @@ pub struct SqliteTx {
     pending: Vec<PendingRow>,
     /// The owners in `pending`, to skip the scan when a key is new.
     queued: std::collections::HashSet<Key>,
-    checkpoints: Option<std::sync::mpsc::Sender<Committed>>,
+    checkpoints: Arc<Checkpoints>,
+    /// Set when a commit fails (see [`Inner`]).
+    audit_behind: Arc<std::sync::atomic::AtomicBool>,
     /// This transaction wrote more than audit records.
     wrote: bool,
     /// The audit records it appended, kept in `audit_pending` at commit
@@ -1570,18 +1676,14 @@ impl store::Tx for SqliteTx {
             .take()
             .ok_or_else(|| StoreError::Internal("transaction already ended".to_owned()))?;
         if let Err(e) = conn.execute_batch("COMMIT") {
+            // The database file may have committed without the log file.
+            self.audit_behind
+                .store(true, std::sync::atomic::Ordering::Release);
             // Leave nothing half-open on the shared writer connection.
             let _ = conn.execute_batch("ROLLBACK");
             return Err(internal(e));
         }
-        if let Some(c) = &self.checkpoints {
-            // The checkpointer only stops when the store is dropped.
-            let _ = c.send(if self.wrote {
-                Committed::Records
-            } else {
-                Committed::AuditOnly
-            });
-        }
+        self.checkpoints.committed(self.wrote);
         Ok(())
     }
 }
@@ -1734,6 +1836,37 @@ mod tests {
         // And the chain goes on from them.
         s.append_audit(&[new_audit(9)]).await.unwrap();
         assert_eq!(log_seqs(&path), (1..=11).collect::<Vec<_>>());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A write whose commit failed after the database file's part may
+    /// leave its records in `audit_pending` alone: the next append, a
+    /// read's included, puts them back before chaining on.
+    #[tokio::test]
+    async fn after_a_failed_commit_the_next_append_puts_records_back() {
+        use std::sync::atomic::Ordering;
+        use store::Store as _;
+        let dir = test_dir("audit-behind-live");
+        let path = dir.join("t.db");
+        let s = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+        audited_writes(&s, 1, 2).await;
+        audited_write(&s, &[new_audit(7), new_audit(8)]).await;
+        let rows = all_rows(&s).await;
+        // The log file loses the write's two records, as when its commit
+        // fails after the database file's, and the commit says so.
+        let c = Connection::open(audit_path(&path)).unwrap();
+        c.execute_batch(
+            "DROP TRIGGER audit_log_append_only_delete; \
+             DELETE FROM audit_log WHERE seq > 3; DELETE FROM audit_patient WHERE seq > 3;",
+        )
+        .unwrap();
+        drop(c);
+        s.inner.audit_behind.store(true, Ordering::Release);
+        s.append_audit(&[new_audit(9)]).await.unwrap();
+        assert_eq!(log_seqs(&path), (1..=6).collect::<Vec<_>>());
+        assert_eq!(all_rows(&s).await[..5], rows[..], "put back as chained");
+        assert!(!s.inner.audit_behind.load(Ordering::Acquire));
         drop(s);
         let _ = std::fs::remove_dir_all(&dir);
     }
