@@ -139,7 +139,7 @@ pub async fn reads<S: Store + Clone>(
     people: usize,
     observations: usize,
     reads: usize,
-    clients: usize,
+    http: HttpRun,
 ) -> Result<(), String> {
     let service = Service::new(
         store.clone(),
@@ -240,20 +240,53 @@ pub async fn reads<S: Store + Clone>(
             100.0 * rate / baseline
         );
     }
-    http_reads(service, &keys, clients.max(1)).await
+    http_reads(service, &keys, http).await
 }
 
-/// Timed rounds per caller (after one untimed warm-up round).
+/// Timed rounds per caller in process (after one untimed warm-up round).
 const ROUNDS: usize = 3;
 
-/// The same reads over HTTP on loopback (one connection per request, two
-/// client threads), as a system client and as each role: the ratio a
-/// client sees.
+/// How the over-HTTP phase runs.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpRun {
+    /// Client threads, each with one request in flight.
+    pub clients: usize,
+    /// Each client keeps one connection open (else one per read).
+    pub keep_alive: bool,
+    /// Timed rounds (after one untimed warm-up round).
+    pub rounds: usize,
+}
+
+/// The middle value of `xs` (the mean of the middle two when even).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    let at = |i: usize| xs.get(i).copied().unwrap_or(0.0);
+    if n % 2 == 1 {
+        at(n / 2)
+    } else {
+        (at((n / 2).saturating_sub(1)) + at(n / 2)) / 2.0
+    }
+}
+
+/// The same reads over HTTP on loopback, as a system client and as each
+/// role, with the audit on and off: the ratios a client sees.
+///
+/// Every round runs each caller once, one after another, so a ratio
+/// between two callers of the same round compares runs a few seconds
+/// apart; the report gives the median of those per-round ratios and their
+/// range, which drifts in the machine's speed (a shared VM's) cannot
+/// move the way they move the best rate of each caller.
 async fn http_reads<S: Store + Clone>(
     service: Service<S>,
     keys: &[(String, String)],
-    clients: usize,
+    http: HttpRun,
 ) -> Result<(), String> {
+    let HttpRun {
+        clients,
+        keep_alive,
+        rounds,
+    } = http;
     // Two servers on the same store: one appends an audit record for every
     // read (as the product does), one does not (to measure what audit
     // costs).
@@ -315,9 +348,11 @@ async fn http_reads<S: Store + Clone>(
             .map(|(t, id)| format!("/fhir/{t}/{id}"))
             .collect(),
     );
-    let mut stats = vec![(0.0f64, 0usize); runs.len()];
-    for round in 0..=ROUNDS {
-        for ((_, _, addr, token), stat) in runs.iter().zip(stats.iter_mut()) {
+    // Per run: its rate in each timed round, and the reads answered 200.
+    let mut rates: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); runs.len()];
+    let mut oks = vec![0usize; runs.len()];
+    for round in 0..=rounds {
+        for (i, (_, _, addr, token)) in runs.iter().enumerate() {
             let addr = *addr;
             let started = Instant::now();
             let mut threads = Vec::new();
@@ -325,8 +360,14 @@ async fn http_reads<S: Store + Clone>(
                 let (paths, token) = (paths.clone(), token.clone());
                 threads.push(tokio::task::spawn_blocking(move || {
                     let mut ok = 0usize;
+                    let mut conn = crate::KeepAlive::new(addr);
                     for p in paths.iter().skip(part).step_by(clients) {
-                        if crate::get_as(addr, p, &token) == Ok(200) {
+                        let status = if keep_alive {
+                            conn.get(p, &token)
+                        } else {
+                            crate::get_as(addr, p, &token)
+                        };
+                        if status == Ok(200) {
                             ok += 1;
                         }
                     }
@@ -338,31 +379,52 @@ async fn http_reads<S: Store + Clone>(
                 ok += t.await.map_err(|e| e.to_string())?;
             }
             let rate = paths.len() as f64 / started.elapsed().as_secs_f64();
-            if round > 0 && rate > stat.0 {
-                stat.0 = rate;
+            if round > 0
+                && let (Some(r), Some(o)) = (rates.get_mut(i), oks.get_mut(i))
+            {
+                r.push(rate);
+                *o = ok;
             }
-            stat.1 = ok;
         }
     }
-    let rate_of = |label: &str, audit: bool| {
+    let index_of = |label: &str, audit: bool| {
         runs.iter()
-            .zip(&stats)
-            .find(|((l, a, _, _), _)| *l == label && *a == audit)
-            .map_or(0.0, |(_, s)| s.0)
+            .position(|(l, a, _, _)| *l == label && *a == audit)
     };
-    for ((label, audit, _, _), &(rate, ok)) in runs.iter().zip(&stats) {
-        let system = rate_of("system client", *audit);
-        let unaudited = rate_of(label, false);
+    // The median and range of `rates[i] / rates[j]`, round by round.
+    let ratios = |i: usize, j: Option<usize>| {
+        let r: Vec<f64> = match (rates.get(i), j.and_then(|j| rates.get(j))) {
+            (Some(a), Some(b)) => a.iter().zip(b).map(|(x, y)| x / y).collect(),
+            _ => vec![],
+        };
+        let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.iter().copied().fold(0.0, f64::max);
+        (median(r), lo, hi)
+    };
+    let connection = if keep_alive {
+        "keep-alive"
+    } else {
+        "one per read"
+    };
+    for (i, (label, audit, _, _)) in runs.iter().enumerate() {
+        let rate = rates.get(i).cloned().map_or(0.0, median);
+        let ok = oks.get(i).copied().unwrap_or(0);
+        let (sys, sys_lo, sys_hi) = ratios(i, index_of("system client", *audit));
+        let (off, off_lo, off_hi) = ratios(i, index_of(label, false));
         println!(
             "{}",
-            json!({"bench": "authorised-read-http", "caller": label, "audit": audit, "reads": paths.len(), "ok": ok, "rounds": ROUNDS, "reads_per_second": rate, "ratio_to_system_client": rate / system, "ratio_to_audit_off": rate / unaudited})
+            json!({"bench": "authorised-read-http", "caller": label, "audit": audit, "reads": paths.len(), "ok": ok, "clients": clients, "connection": connection, "rounds": rounds, "median_reads_per_second": rate, "ratio_to_system_client": {"median": sys, "min": sys_lo, "max": sys_hi}, "ratio_to_audit_off": {"median": off, "min": off_lo, "max": off_hi}})
         );
         println!(
-            "| read over HTTP | {label} | audit {} | {} reads ({ok} ok) | {rate:.0} reads/s | {:.0}% of system client | {:.0}% of audit off |",
+            "| read over HTTP | {label} | audit {} | {} reads ({ok} ok) | {rate:.0} reads/s | {:.0}% of system client ({:.0}–{:.0}%) | {:.0}% of audit off ({:.0}–{:.0}%) |",
             if *audit { "on" } else { "off" },
             paths.len(),
-            100.0 * rate / system,
-            100.0 * rate / unaudited
+            100.0 * sys,
+            100.0 * sys_lo,
+            100.0 * sys_hi,
+            100.0 * off,
+            100.0 * off_lo,
+            100.0 * off_hi,
         );
     }
     Ok(())

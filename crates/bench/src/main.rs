@@ -108,6 +108,13 @@ enum Cmd {
         /// SQLite: fsync the WAL at every commit (the server's default).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         durable: bool,
+        /// Over HTTP, each client keeps its connection open across reads
+        /// (`false`: a new connection per read, as before 2026-11-26).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        keep_alive: bool,
+        /// Timed rounds per caller over HTTP (after one warm-up round).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
     /// The product at the scale of an integrated care system (issue #6):
     /// generate a population in process, ingest it, then time authorised
@@ -294,8 +301,15 @@ fn main() -> Result<(), String> {
             decisions,
             clients,
             durable,
+            keep_alive,
+            rounds,
         } => {
             access::decision(decisions);
+            let http = access::HttpRun {
+                clients: clients.max(1),
+                keep_alive,
+                rounds: rounds.max(1),
+            };
             rt.block_on(async {
                 let run = format!("a{}", std::process::id());
                 match backend {
@@ -306,7 +320,7 @@ fn main() -> Result<(), String> {
                         config.durable = durable;
                         let store =
                             store_sqlite::SqliteStore::open(config).map_err(|e| e.to_string())?;
-                        let out = access::reads(store, people, observations, reads, clients).await;
+                        let out = access::reads(store, people, observations, reads, http).await;
                         let _ = std::fs::remove_dir_all(&tmp);
                         out
                     }
@@ -319,7 +333,7 @@ fn main() -> Result<(), String> {
                         let store = store_postgres::PostgresStore::connect(c)
                             .await
                             .map_err(|e| e.to_string())?;
-                        access::reads(store, people, observations, reads, clients).await
+                        access::reads(store, people, observations, reads, http).await
                     }
                 }
             })
@@ -998,6 +1012,97 @@ fn get_as(addr: SocketAddr, path: &str, token: &str) -> Result<u16, String> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| "no status".to_owned())
+}
+
+/// One client's HTTP/1.1 connection, kept open across requests as FHIR
+/// clients keep theirs (`get_as` opens one per request instead). Each
+/// response is read to the end of its `Content-Length`; a connection the
+/// server closed is opened again, once per request.
+pub(crate) struct KeepAlive {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl KeepAlive {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        KeepAlive {
+            addr,
+            stream: None,
+            buf: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    /// `GET path` with `token`: the response's status.
+    pub(crate) fn get(&mut self, path: &str, token: &str) -> Result<u16, String> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\r\n",
+            self.addr
+        );
+        let reused = self.stream.is_some();
+        match self.exchange(request.as_bytes()) {
+            Err(_) if reused => {
+                self.stream = None;
+                self.exchange(request.as_bytes())
+            }
+            out => out,
+        }
+    }
+
+    fn exchange(&mut self, request: &[u8]) -> Result<u16, String> {
+        let stream = match &mut self.stream {
+            Some(s) => s,
+            None => {
+                let s = TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                self.stream.insert(s)
+            }
+        };
+        stream.write_all(request).map_err(|e| e.to_string())?;
+        self.buf.clear();
+        let mut chunk = [0u8; 16 * 1024];
+        let (head_len, status, body_len, close) = loop {
+            let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+            if n == 0 {
+                self.stream = None;
+                return Err("connection closed".to_owned());
+            }
+            self.buf
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(self.buf.get(..end).unwrap_or_default())
+                    .to_ascii_lowercase();
+                let status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .ok_or("no status")?;
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim().to_owned())
+                };
+                let len = header("content-length:")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .ok_or("no content-length")?;
+                let close = header("connection:").is_some_and(|v| v == "close");
+                break (end + 4, status, len, close);
+            }
+        };
+        while self.buf.len() < head_len + body_len {
+            let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+            if n == 0 {
+                self.stream = None;
+                return Err("connection closed mid-body".to_owned());
+            }
+            self.buf
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        if close {
+            self.stream = None;
+        }
+        Ok(status)
+    }
 }
 
 /// The bench's token issuer (a fixed seed: the bench is not a deployment).
