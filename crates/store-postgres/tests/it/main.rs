@@ -151,6 +151,42 @@ async fn relationship_queries_use_their_indexes() {
     assert!(p.contains("relationship_org_patient"), "{p}");
     let found = s.relationships("p7", Some("O7"), None).await.unwrap();
     assert_eq!(found.len(), 2);
+
+    // One person's search is driven by their compartment, whatever the
+    // planner's statistics: each value condition (a tag, a code, a chain)
+    // is a probe of the person's own rows, never a semi-join that could
+    // start from every resource in the population with that tag.
+    let mut b = store_sql::Builder::new(store_sql::Dialect::Postgres);
+    let token = |param: &str, code: &str, not: bool| store::Filter::Token {
+        param: param.into(),
+        not,
+        any_of: vec![store::search::TokenValue {
+            system: Some("https://example.org/tags".into()),
+            code: Some(code.into()),
+        }],
+    };
+    let cond = store_sql::filters(
+        &mut b,
+        "c",
+        "Encounter",
+        &[
+            store::Filter::Compartment("p7".into()),
+            token("_tag", "G7", false),
+            token("_security", "R", true),
+            store::Filter::Chain {
+                param: "subject".into(),
+                target_type: "Patient".into(),
+                filters: vec![token("identifier", "9000000009", false)],
+            },
+        ],
+    );
+    let sql = format!(
+        "SELECT c.id FROM resource_current c WHERE c.rtype = 'Encounter' AND NOT c.deleted AND {cond}"
+    );
+    let p = plan(&sql, &b).await;
+    assert!(p.contains("resource_current_compartment"), "{p}");
+    assert!(p.contains("SubPlan"), "{p}");
+    assert!(!p.contains("Semi Join") && !p.contains("Anti Join"), "{p}");
     client
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
