@@ -103,8 +103,9 @@ impl Builder {
         }
     }
 
-    /// Ends the subquery of a correlated probe (`EXISTS (SELECT 1 … {fence})`
-    /// testing one outer row): on PostgreSQL `OFFSET 0`, which keeps the
+    /// Ends the subquery of a correlated probe of one row of a person's
+    /// compartment (`EXISTS (SELECT 1 … {fence})`: a value condition or a
+    /// chain, see [`filters`]): on PostgreSQL `OFFSET 0`, which keeps the
     /// planner from turning the probe into a semi-join. As a join it may be
     /// driven from the index table's values (every resource in the
     /// population carrying that code or tag) instead of the outer rows (the
@@ -731,16 +732,10 @@ fn related(b: &mut Builder, alias: &str, rtype: &str, a: &RelatedArgs) -> String
         rejected_row = has(&rejected),
     );
     let probe = b.related_probe.as_deref() == Some(alias) || b.correlated.as_deref() == Some(alias);
-    let (head, fence) = if probe {
-        (
-            format!("EXISTS (SELECT 1 FROM relationship {r} WHERE {r}.patient_id = {alias}.id AND"),
-            b.probe_fence(),
-        )
+    let head = if probe {
+        format!("EXISTS (SELECT 1 FROM relationship {r} WHERE {r}.patient_id = {alias}.id AND")
     } else {
-        (
-            format!("{alias}.id IN (SELECT {r}.patient_id FROM relationship {r} WHERE"),
-            "",
-        )
+        format!("{alias}.id IN (SELECT {r}.patient_id FROM relationship {r} WHERE")
     };
     format!(
         "{head} {r}.org = {o} AND {who} \
@@ -750,7 +745,7 @@ fn related(b: &mut Builder, alias: &str, rtype: &str, a: &RelatedArgs) -> String
          AND ({r}.kind IN ({exempt}) OR (NOT EXISTS (SELECT 1 FROM relationship {d} WHERE {d}.patient_id = {r}.patient_id \
          AND {d}.kind = {dissent} AND ({d}.org IN ({named}){unknown_kind}) AND {d_active} \
          AND ({d}.start_at IS NULL OR {d}.start_at <= {now}) AND ({d}.end_at IS NULL OR {d}.end_at >= {now})) \
-         AND NOT {blocked_by_practice})){fence})"
+         AND NOT {blocked_by_practice})))"
     )
 }
 
