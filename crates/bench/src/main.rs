@@ -1062,13 +1062,10 @@ impl KeepAlive {
         self.buf.clear();
         let mut chunk = [0u8; 16 * 1024];
         let (head_len, status, body_len, close) = loop {
-            let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
-            if n == 0 {
+            if !read_more(stream, &mut self.buf, &mut chunk)? {
                 self.stream = None;
                 return Err("connection closed".to_owned());
             }
-            self.buf
-                .extend_from_slice(chunk.get(..n).unwrap_or_default());
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(self.buf.get(..end).unwrap_or_default())
                     .to_ascii_lowercase();
@@ -1090,19 +1087,24 @@ impl KeepAlive {
             }
         };
         while self.buf.len() < head_len + body_len {
-            let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
-            if n == 0 {
+            if !read_more(stream, &mut self.buf, &mut chunk)? {
                 self.stream = None;
                 return Err("connection closed mid-body".to_owned());
             }
-            self.buf
-                .extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
         if close {
             self.stream = None;
         }
         Ok(status)
     }
+}
+
+/// Reads what `stream` has into `buf` (through `chunk`); `false` when the
+/// peer has closed the connection.
+fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, chunk: &mut [u8]) -> Result<bool, String> {
+    let n = stream.read(chunk).map_err(|e| e.to_string())?;
+    buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    Ok(n > 0)
 }
 
 /// The bench's token issuer (a fixed seed: the bench is not a deployment).

@@ -1787,6 +1787,16 @@ mod tests {
             .unwrap()
     }
 
+    /// Deletes the log file's records after `seq`, behind the store's back.
+    fn truncate_log(path: &Path, seq: i64) {
+        let c = Connection::open(audit_path(path)).unwrap();
+        c.execute_batch(&format!(
+            "DROP TRIGGER IF EXISTS audit_log_append_only_delete; \
+             DELETE FROM audit_log WHERE seq > {seq}; DELETE FROM audit_patient WHERE seq > {seq};"
+        ))
+        .unwrap();
+    }
+
     /// Reads' audit commits go to the log's own file: the database file's
     /// WAL does not move, so readers keep their page cache of it.
     #[tokio::test]
@@ -1824,13 +1834,7 @@ mod tests {
         assert_eq!(rows.len(), 10);
         drop(s);
         // The log file loses its last commit (the write's two records).
-        let c = Connection::open(audit_path(&path)).unwrap();
-        c.execute_batch(
-            "DROP TRIGGER audit_log_append_only_delete; \
-             DELETE FROM audit_log WHERE seq > 8; DELETE FROM audit_patient WHERE seq > 8;",
-        )
-        .unwrap();
-        drop(c);
+        truncate_log(&path, 8);
         let s = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
         assert_eq!(all_rows(&s).await, rows, "put back as they were chained");
         // And the chain goes on from them.
@@ -1855,13 +1859,7 @@ mod tests {
         let rows = all_rows(&s).await;
         // The log file loses the write's two records, as when its commit
         // fails after the database file's, and the commit says so.
-        let c = Connection::open(audit_path(&path)).unwrap();
-        c.execute_batch(
-            "DROP TRIGGER audit_log_append_only_delete; \
-             DELETE FROM audit_log WHERE seq > 3; DELETE FROM audit_patient WHERE seq > 3;",
-        )
-        .unwrap();
-        drop(c);
+        truncate_log(&path, 3);
         s.inner.audit_behind.store(true, Ordering::Release);
         s.append_audit(&[new_audit(9)]).await.unwrap();
         assert_eq!(log_seqs(&path), (1..=6).collect::<Vec<_>>());
