@@ -181,14 +181,25 @@ impl PostgresStore {
     }
 }
 
-const SELECT_CURRENT: &str = "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq \
-     FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
-
-/// The columns of [`SELECT_CURRENT`] with `c.patient_id` as an eighth
-/// (more may follow), and what they are selected from.
+/// The columns [`row_to_resource`] reads, in its order.
+macro_rules! current_columns {
+    () => {
+        "c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq"
+    };
+}
+/// What they are selected from: the current row and its version.
+macro_rules! from_current {
+    () => {
+        "FROM resource_current c JOIN resource_version v ON v.seq = c.seq"
+    };
+}
+const CURRENT_COLUMNS: &str = current_columns!();
+const FROM_CURRENT: &str = from_current!();
+const SELECT_CURRENT: &str = concat!("SELECT ", current_columns!(), " ", from_current!());
+/// [`CURRENT_COLUMNS`] with `c.patient_id` as an eighth (more may
+/// follow), before [`FROM_CURRENT`].
 const SELECT_CURRENT_WITH_PATIENT_COLUMNS: &str =
-    "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq, c.patient_id";
-const FROM_CURRENT: &str = "FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
+    concat!("SELECT ", current_columns!(), ", c.patient_id");
 
 fn row_to_resource(r: &Row) -> Result<StoredResource> {
     let get = |e: tokio_postgres::Error| db_error(e);
@@ -859,13 +870,11 @@ impl store::Store for PostgresStore {
         let client = self.pool.get().await.map_err(pool_error)?;
         let mut b = Builder::new(Dialect::Postgres);
         let exprs = store_sql::sort_exprs(&mut b, "c", &q.sort);
-        let mut select = String::from(
-            "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq",
-        );
+        let mut select = format!("SELECT {CURRENT_COLUMNS}");
         for (i, (e, _)) in exprs.iter().enumerate() {
             select.push_str(&format!(", {e} AS s{i}"));
         }
-        select.push_str(" FROM resource_current c JOIN resource_version v ON v.seq = c.seq");
+        select.push_str(&format!(" {FROM_CURRENT}"));
         let mut sql = filtered(&mut b, &select, &q.rtype, &q.filters);
         if let Some(cursor) = &q.after {
             let cond = store_sql::after_cursor(

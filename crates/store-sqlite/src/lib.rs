@@ -248,15 +248,9 @@ fn open_connection(path: &Path, durable: bool) -> Result<Connection> {
         "ATTACH DATABASE ?1 AS audit",
         [audit.as_os_str().to_string_lossy()],
     )
-    .map_err(|e| {
-        tracing::error!(error = %e, path = %audit.display(), "cannot open the audit log file");
-        StoreError::Unavailable("cannot open the audit log file".to_owned())
-    })?;
-    conn.execute_batch(&format!(
-        "PRAGMA audit.journal_mode=WAL; PRAGMA audit.synchronous={sync}; \
-         PRAGMA audit.journal_size_limit={WAL_LIMIT_BYTES};"
-    ))
-    .map_err(internal)?;
+    .map_err(|e| audit_open_error(&audit, &e))?;
+    conn.execute_batch(&audit_file_pragmas("audit.", durable))
+        .map_err(internal)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -271,17 +265,29 @@ fn open_audit_connection(db: &Path, durable: bool) -> Result<Connection> {
         &path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| {
-        tracing::error!(error = %e, path = %path.display(), "cannot open the audit log file");
-        StoreError::Unavailable("cannot open the audit log file".to_owned())
-    })?;
-    let sync = if durable { "FULL" } else { "NORMAL" };
+    .map_err(|e| audit_open_error(&path, &e))?;
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; \
-         PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={WAL_LIMIT_BYTES};"
+        "{} PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0;",
+        audit_file_pragmas("", durable)
     ))
     .map_err(internal)?;
     Ok(conn)
+}
+
+/// The audit log file's settings, the same on every connection that opens
+/// it (`schema`: `audit.` where it is attached, empty where it is the
+/// connection's own file).
+fn audit_file_pragmas(schema: &str, durable: bool) -> String {
+    let sync = if durable { "FULL" } else { "NORMAL" };
+    format!(
+        "PRAGMA {schema}journal_mode=WAL; PRAGMA {schema}synchronous={sync}; \
+         PRAGMA {schema}journal_size_limit={WAL_LIMIT_BYTES};"
+    )
+}
+
+fn audit_open_error(path: &Path, e: &rusqlite::Error) -> StoreError {
+    tracing::error!(error = %e, path = %path.display(), "cannot open the audit log file");
+    StoreError::Unavailable("cannot open the audit log file".to_owned())
 }
 
 /// Every file the store keeps for the database file `db`: the database
