@@ -4,8 +4,11 @@
 //! Invariants:
 //! - Every interaction takes a [`Caller`]; nothing is read or written
 //!   without a decision of the `policy` crate for that caller.
-//! - Facts are read fresh for every request (no cache), inside the store the
-//!   request uses, so a change of relationship or consent applies at once.
+//! - Facts are read fresh for every request, inside the store the request
+//!   uses (which may answer from its relationship cache only after checking
+//!   the person's relationship version in the same snapshot: see
+//!   `store::relationship_cache`), so a change of relationship or consent
+//!   applies at once.
 //! - Criteria are applied in the query (so paging, counts, sorting and
 //!   criteria see only what may be seen) *and* every item is checked again
 //!   on its way out.

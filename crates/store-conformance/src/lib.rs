@@ -99,6 +99,7 @@ where
     relationships_lookup_order(make().await).await;
     relationships_rollback(make().await).await;
     read_with_relationships_together(make().await).await;
+    relationship_changes_apply_to_the_next_read(make().await).await;
     audit_chain_appends_and_queries(make().await).await;
     registered_patients_of_a_practice(make().await).await;
     audit_in_transaction_commits_or_not(make().await).await;
@@ -1893,6 +1894,147 @@ async fn read_with_relationships_together<S: Store>(s: S) {
         .unwrap()
         .unwrap();
     assert!(gone.resource.deleted);
+}
+
+/// Every committed change of relationship rows shows in the very next
+/// `relationships` and `read_with_relationships` (a store may cache rows,
+/// never serve stale ones: `store::relationship_cache`), whichever way the
+/// rows changed: added, replaced, moved to another patient, deleted, a
+/// practice's sharing rules, a per-user grant; a rolled-back change never
+/// shows. Each step reads twice, so the second read is the one a cache
+/// answers.
+async fn relationship_changes_apply_to_the_next_read<S: Store>(s: S) {
+    use relationship::{DISSENT, ENCOUNTER, GP_REGISTRATION, PRACTICE_PREFIX, sharing};
+    for p in ["p1", "p2"] {
+        put_one(
+            &s,
+            NewVersion {
+                patient_id: Some(p.into()),
+                ..version(
+                    "Observation",
+                    &format!("o-{p}"),
+                    1,
+                    10,
+                    Some(r#"{"resourceType":"Observation"}"#),
+                )
+            },
+        )
+        .await;
+    }
+    // What each reader sees, both ways, read twice.
+    async fn seen<S: Store>(s: &S, p: &str, org: &str, user: Option<&str>) -> Vec<String> {
+        let mut all = Vec::new();
+        for _ in 0..2 {
+            let listed = s.relationships(p, Some(org), user).await.unwrap();
+            let read = s
+                .read_with_relationships("Observation", &format!("o-{p}"), Some(org), user)
+                .await
+                .unwrap()
+                .unwrap()
+                .relationships;
+            assert_eq!(listed, read, "{p} {org} {user:?}");
+            all.push(
+                listed
+                    .iter()
+                    .map(|r| format!("{}/{} {}", r.src_type, r.src_id, r.kind))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(all[0], all[1], "{p} {org} {user:?}");
+        let mut got = all.swap_remove(0);
+        got.sort();
+        got
+    }
+    let encounter = rel("Encounter/e1", "A", ENCOUNTER, true, Some(10), None);
+    let gp = rel("Patient/p1", "G", GP_REGISTRATION, true, None, None);
+    assert!(seen(&s, "p1", "A", None).await.is_empty());
+    put_rels(&s, Some("p1"), std::slice::from_ref(&encounter)).await;
+    assert_eq!(seen(&s, "p1", "A", None).await, ["Encounter/e1 encounter"]);
+    put_rels(&s, Some("p1"), std::slice::from_ref(&gp)).await;
+    let dissent = rel("Consent/c1", "*", DISSENT, true, None, None);
+    put_rels(&s, Some("p1"), std::slice::from_ref(&dissent)).await;
+    assert_eq!(
+        seen(&s, "p1", "A", None).await,
+        [
+            "Consent/c1 dissent",
+            "Encounter/e1 encounter",
+            "Patient/p1 gp-registration"
+        ]
+    );
+    // Replaced: the encounter finished (still A's row, now inactive).
+    let finished = rel("Encounter/e1", "A", ENCOUNTER, false, Some(10), Some(20));
+    put_rels(&s, Some("p1"), std::slice::from_ref(&finished)).await;
+    let listed = s.relationships("p1", Some("A"), None).await.unwrap();
+    let e1 = listed.iter().find(|r| r.src_id == "e1").unwrap();
+    assert!(!e1.active && e1.end == Some(20), "{e1:?}");
+    // Moved to another patient: gone from p1's, in p2's.
+    assert!(seen(&s, "p2", "A", None).await.is_empty());
+    put_rels(&s, Some("p2"), std::slice::from_ref(&finished)).await;
+    assert_eq!(
+        seen(&s, "p1", "A", None).await,
+        ["Consent/c1 dissent", "Patient/p1 gp-registration"]
+    );
+    assert_eq!(seen(&s, "p2", "A", None).await, ["Encounter/e1 encounter"]);
+    // Deleted (the consent withdrawn).
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships("Consent", "c1", None, &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        seen(&s, "p1", "A", None).await,
+        ["Patient/p1 gp-registration"]
+    );
+    // The practice's sharing rules: a rule about A appears and goes.
+    let rule = RelationshipRow {
+        detail: Some("G".into()),
+        ..rel("$sharing/G", "A", sharing::DENY, true, None, None)
+    };
+    let practice = format!("{PRACTICE_PREFIX}G");
+    put_rels(&s, Some(&practice), std::slice::from_ref(&rule)).await;
+    assert_eq!(
+        seen(&s, "p1", "A", None).await,
+        ["$sharing/G sharing-deny", "Patient/p1 gp-registration"]
+    );
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships("$sharing", "G", None, &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        seen(&s, "p1", "A", None).await,
+        ["Patient/p1 gp-registration"]
+    );
+    // A break-glass grant counts for its user's reads from then on.
+    assert_eq!(
+        seen(&s, "p1", "A", Some("u1")).await,
+        ["Patient/p1 gp-registration"]
+    );
+    put_rels(&s, Some("p1"), &[grant("g1", "Z", "u1", 5_000)]).await;
+    let with_grant = seen(&s, "p1", "A", Some("u1")).await;
+    assert!(
+        with_grant.contains(&format!(
+            "{}/g1 break-glass",
+            relationship::BREAK_GLASS_SOURCE
+        )),
+        "{with_grant:?}"
+    );
+    // Rolled back: nothing changes, and the next committed change shows.
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships("Patient", "p1", None, &[])
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(
+        seen(&s, "p1", "A", None).await,
+        ["Patient/p1 gp-registration"]
+    );
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships("Patient", "p1", None, &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(seen(&s, "p1", "A", None).await.is_empty());
 }
 
 /// Rows are replaced per source; an empty list or no patient deletes; rows

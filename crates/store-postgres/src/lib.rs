@@ -12,8 +12,11 @@
 
 mod migrations;
 
+use std::sync::Arc;
+
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use store::audit::{AuditQuery, AuditRow, Checkpoint, NewAudit};
+use store::relationship_cache::{RelationshipCache, Versions};
 use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
     Filter, HistoryQuery, IndexRow, Key, NewVersion, ReadWithFacts, RelationshipRow, Result,
@@ -58,6 +61,9 @@ impl PostgresConfig {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// Relationship rows by the versions they were read at (never stale:
+    /// see `store::relationship_cache`).
+    relationship_cache: Arc<RelationshipCache>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -137,7 +143,10 @@ impl PostgresStore {
                 tracing::error!(error = %e, "cannot build pool");
                 StoreError::Unavailable("cannot build the connection pool".to_owned())
             })?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            relationship_cache: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -558,41 +567,71 @@ async fn find_ids(
         .collect()
 }
 
-/// `store::Store::relationships` on one connection, in one statement: the
-/// patient's rows and their practice's rules as two JSON arrays (see
-/// [`as_json_rows`]). Four texts at most (org and user each present or
-/// not): prepared once per connection.
+/// The relationship rows of `store::Store::relationships` on one
+/// connection, in one statement: the patient's [`Versions`], their rows
+/// and their practices' rules as two JSON arrays (see [`as_json_rows`]).
+/// One snapshot, so the rows are exactly those of the versions. Four texts
+/// at most (org and user each present or not): prepared once per
+/// connection.
 async fn relationships(
     client: &Object,
     patient_id: &str,
     org: Option<&str>,
     user: Option<&str>,
-) -> Result<Vec<RelationshipRow>> {
+) -> Result<(Versions, Vec<RelationshipRow>)> {
     let mut b = Builder::new(Dialect::Postgres);
+    let p = b.arg(SqlValue::Text(patient_id.to_owned()));
+    let versions = store_sql::versions_of_patient_expr(&mut b, &p);
     let rels = store_sql::relationships_query(&mut b, patient_id, org, user);
     let rules = org.map(|o| store_sql::practice_rules_query(&mut b, patient_id, o));
-    let sql = format!("SELECT {}", json_columns(&rels, rules.as_deref()));
+    let sql = format!(
+        "SELECT {versions}, {}",
+        json_columns(&rels, rules.as_deref())
+    );
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let row = client
         .query_one(&stmt, &refs(&to_args(&b)))
         .await
         .map_err(db_error)?;
-    Ok(store_sql::finish_relationships(
-        json_rows(&row, 0)?,
-        json_rows(&row, 1)?,
-    ))
+    let rows = store_sql::finish_relationships(json_rows(&row, 2)?, json_rows(&row, 3)?);
+    Ok((versions_at(&row, 0)?, rows))
 }
 
-/// `store::Store::read_with_relationships` in one statement: the current
-/// row (with its stored `patient_id`) and, as two JSON arrays beside it,
-/// the relationship rows and practice rules of the patient it belongs to
-/// (correlated subqueries on `c.patient_id`, each driven by the
-/// `(patient_id, org)` index). One statement rather than three pipelined
-/// ones: each statement costs the server a portal, a snapshot and an
-/// executor start, and this runs on every staff read. One snapshot, too,
-/// so the read and its relationships agree.
+/// The [`Versions`] in columns `col` and `col + 1` of `row`.
+fn versions_at(row: &Row, col: usize) -> Result<Versions> {
+    Ok(Versions {
+        patient: row.try_get(col).map_err(db_error)?,
+        rules: row.try_get(col + 1).map_err(db_error)?,
+    })
+}
+
+/// [`relationships`] through `cache`, for a reader that has just read the
+/// patient's `versions`: the cached rows when they were read at those
+/// versions, else the rows read now (with the versions they were read at,
+/// which are kept with them).
+async fn cached_relationships(
+    client: &Object,
+    cache: &RelationshipCache,
+    patient_id: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+    versions: Versions,
+) -> Result<Vec<RelationshipRow>> {
+    if let Some(rows) = cache.get(patient_id, org, user, versions) {
+        return Ok(rows);
+    }
+    let (now, rows) = relationships(client, patient_id, org, user).await?;
+    cache.put(patient_id, org, user, now, &rows);
+    Ok(rows)
+}
+
+/// `store::Store::read_with_relationships`: the current row, its stored
+/// `patient_id` and that patient's relationship [`Versions`] in one
+/// statement (two primary-key probes beside the read), then the rows
+/// through `cache` (one more statement only when they changed).
 async fn read_with_relationships(
     client: &Object,
+    cache: &RelationshipCache,
     rtype: &str,
     id: &str,
     org: Option<&str>,
@@ -601,11 +640,9 @@ async fn read_with_relationships(
     let mut b = Builder::new(Dialect::Postgres);
     let t = b.arg(SqlValue::Text(rtype.to_owned()));
     let i = b.arg(SqlValue::Text(id.to_owned()));
-    let rels = store_sql::relationships_of_patient_expr(&mut b, "c.patient_id", org, user);
-    let rules = org.map(|o| store_sql::practice_rules_of_patient_expr(&mut b, "c.patient_id", o));
+    let versions = store_sql::versions_of_patient_expr(&mut b, "c.patient_id");
     let sql = format!(
-        "{SELECT_CURRENT_WITH_PATIENT_COLUMNS}, {} {FROM_CURRENT} WHERE c.rtype = {t} AND c.id = {i}",
-        json_columns(&rels, rules.as_deref())
+        "{SELECT_CURRENT_WITH_PATIENT_COLUMNS}, {versions} {FROM_CURRENT} WHERE c.rtype = {t} AND c.id = {i}"
     );
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let Some(row) = client
@@ -617,8 +654,11 @@ async fn read_with_relationships(
     };
     let resource = row_to_resource(&row)?;
     let patient_id: Option<String> = row.try_get(7).map_err(db_error)?;
-    let relationships = match patient_id {
-        Some(_) => store_sql::finish_relationships(json_rows(&row, 8)?, json_rows(&row, 9)?),
+    let relationships = match &patient_id {
+        Some(p) => {
+            let versions = versions_at(&row, 8)?;
+            cached_relationships(client, cache, p, org, user, versions).await?
+        }
         None => vec![],
     };
     Ok(Some(ReadWithFacts {
@@ -732,8 +772,10 @@ async fn append_audit(client: &Object, records: &[NewAudit]) -> Result<Vec<i64>>
 const CACHED_RELATIONSHIP_ROWS: usize = 8;
 
 /// `store::Tx::put_relationships`: the delete and the first INSERT in one
-/// statement (one round trip). Both see the statement's starting snapshot,
-/// so the delete removes the old rows only, never the ones just inserted.
+/// statement (one round trip), returning the patients whose rows were
+/// deleted; then the versions of every patient whose rows changed bumped.
+/// Both parts of the first statement see its starting snapshot, so the
+/// delete removes the old rows only, never the ones just inserted.
 async fn put_relationships(
     client: &Object,
     src_type: &str,
@@ -749,18 +791,31 @@ async fn put_relationships(
     let sql = match first {
         Some((patient_id, chunk)) => {
             let insert = store_sql::relationship_insert(&mut b, patient_id, chunk);
-            format!("WITH d AS ({delete}) {insert}")
+            format!("WITH d AS ({delete}), i AS ({insert}) SELECT patient_id FROM d")
         }
         None => delete,
     };
-    let cached = rows.len() <= CACHED_RELATIONSHIP_ROWS;
-    execute(client, &sql, &to_args(&b), cached).await?;
+    let deleted: Vec<String> = if rows.len() <= CACHED_RELATIONSHIP_ROWS {
+        let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+        client.query(&stmt, &refs(&to_args(&b))).await
+    } else {
+        client.query(&sql, &refs(&to_args(&b))).await
+    }
+    .map_err(db_error)?
+    .iter()
+    .map(|r| r.try_get(0).map_err(db_error))
+    .collect::<Result<_>>()?;
     if let Some(patient_id) = patient_id {
         for chunk in chunks {
             let mut b = Builder::new(Dialect::Postgres);
             let sql = store_sql::relationship_insert(&mut b, patient_id, chunk);
             execute(client, &sql, &to_args(&b), false).await?;
         }
+    }
+    for key in store_sql::versions_to_bump(&deleted, patient_id, rows.len()) {
+        let mut b = Builder::new(Dialect::Postgres);
+        let sql = store_sql::relationship_version_bump(&mut b, key);
+        execute(client, &sql, &to_args(&b), true).await?;
     }
     Ok(())
 }
@@ -1021,7 +1076,16 @@ impl store::Store for PostgresStore {
         user: Option<&str>,
     ) -> Result<Vec<RelationshipRow>> {
         let client = self.pool.get().await.map_err(pool_error)?;
-        relationships(&client, patient_id, org, user).await
+        let mut b = Builder::new(Dialect::Postgres);
+        let sql = store_sql::versions_query(&mut b, patient_id);
+        let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+        let row = client
+            .query_one(&stmt, &refs(&to_args(&b)))
+            .await
+            .map_err(db_error)?;
+        let versions = versions_at(&row, 0)?;
+        let cache = &self.relationship_cache;
+        cached_relationships(&client, cache, patient_id, org, user, versions).await
     }
 
     async fn read_with_relationships(
@@ -1032,7 +1096,8 @@ impl store::Store for PostgresStore {
         user: Option<&str>,
     ) -> Result<Option<ReadWithFacts>> {
         let client = self.pool.get().await.map_err(pool_error)?;
-        read_with_relationships(&client, rtype, id, org, user).await
+        let cache = &self.relationship_cache;
+        read_with_relationships(&client, cache, rtype, id, org, user).await
     }
 
     async fn registered_patients(&self, org: &str) -> Result<Vec<String>> {
@@ -1383,7 +1448,9 @@ impl store::Tx for PostgresTx {
         org: Option<&str>,
         user: Option<&str>,
     ) -> Result<Vec<RelationshipRow>> {
-        relationships(self.client()?, patient_id, org, user).await
+        // Inside a transaction: its own writes count, so no cache.
+        let (_, rows) = relationships(self.client()?, patient_id, org, user).await?;
+        Ok(rows)
     }
 
     async fn commit(mut self) -> Result<()> {

@@ -183,4 +183,16 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 "#,
     ),
+    (
+        6,
+        // One version per patient, bumped with every change of their
+        // relationship rows (`#rules` for every practice's sharing rules):
+        // what `store::relationship_cache` checks its entries against.
+        r#"
+CREATE TABLE relationship_version (
+    patient_id TEXT COLLATE "C" PRIMARY KEY,
+    version    BIGINT NOT NULL
+);
+"#,
+    ),
 ];

@@ -772,25 +772,6 @@ pub fn relationships_query(
     relationships_where(b, &p, org, user, practice)
 }
 
-/// [`relationships_query`] for the patient whose id is the SQL
-/// expression `patient` (e.g. a column of an outer query the statement is
-/// nested in). `patient` is written into the SQL as it is: the caller's
-/// own constant, never a client's text.
-pub fn relationships_of_patient_expr(
-    b: &mut Builder,
-    patient: &str,
-    org: Option<&str>,
-    user: Option<&str>,
-) -> String {
-    relationships_where(b, patient, org, user, false)
-}
-
-/// [`practice_rules_query`] for the patient whose id is the SQL
-/// expression `patient` (the caller's own constant, as above).
-pub fn practice_rules_of_patient_expr(b: &mut Builder, patient: &str, org: &str) -> String {
-    practice_rules_where(b, patient, org)
-}
-
 fn relationships_where(
     b: &mut Builder,
     p: &str,
@@ -899,11 +880,63 @@ fn practice_rules_where(b: &mut Builder, p: &str, org: &str) -> String {
 }
 
 /// Deletes every relationship row of one source (the `(src_type, src_id)`
-/// index).
+/// index), returning the `patient_id` of each row deleted: the caller bumps
+/// their versions ([`relationship_version_bump`]).
 pub fn relationship_delete(b: &mut Builder, src_type: &str, src_id: &str) -> String {
     let t = b.arg(SqlValue::Text(src_type.to_owned()));
     let i = b.arg(SqlValue::Text(src_id.to_owned()));
-    format!("DELETE FROM relationship WHERE src_type = {t} AND src_id = {i}")
+    format!("DELETE FROM relationship WHERE src_type = {t} AND src_id = {i} RETURNING patient_id")
+}
+
+/// Bumps the relationship version `key` (a
+/// [`store::relationship_cache::version_key`]) by one, creating it at 1.
+pub fn relationship_version_bump(b: &mut Builder, key: &str) -> String {
+    let k = b.arg(SqlValue::Text(key.to_owned()));
+    format!(
+        "INSERT INTO relationship_version (patient_id, version) VALUES ({k}, 1) \
+         ON CONFLICT (patient_id) DO UPDATE SET version = relationship_version.version + 1"
+    )
+}
+
+/// The two columns of [`store::relationship_cache::Versions`] for the
+/// patient whose id is the SQL expression `patient` (a placeholder, or a
+/// column of an outer query; never a client's text):
+/// the patient's version, then the rules version, 0 where never bumped.
+/// Two primary-key probes.
+pub fn versions_of_patient_expr(b: &mut Builder, patient: &str) -> String {
+    let rules = b.arg(SqlValue::Text(
+        store::relationship_cache::RULES_VERSION_KEY.to_owned(),
+    ));
+    format!(
+        "COALESCE((SELECT v.version FROM relationship_version v WHERE v.patient_id = {patient}), 0), \
+         COALESCE((SELECT w.version FROM relationship_version w WHERE w.patient_id = {rules}), 0)"
+    )
+}
+
+/// `SELECT` [`versions_of_patient_expr`] for patient `patient_id`.
+pub fn versions_query(b: &mut Builder, patient_id: &str) -> String {
+    let p = b.arg(SqlValue::Text(patient_id.to_owned()));
+    format!("SELECT {}", versions_of_patient_expr(b, &p))
+}
+
+/// The version keys to bump after [`relationship_delete`] returned the
+/// patients in `deleted` and `inserted` rows went in under `patient`:
+/// each affected key once, in order.
+pub fn versions_to_bump<'a>(
+    deleted: &'a [String],
+    patient: Option<&'a str>,
+    inserted: usize,
+) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = deleted
+        .iter()
+        .map(|p| store::relationship_cache::version_key(p))
+        .collect();
+    if let Some(p) = patient.filter(|_| inserted > 0) {
+        keys.push(store::relationship_cache::version_key(p));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// Relationship rows per INSERT: ten binds each, well under either

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use store::audit::{AuditQuery, AuditRow, Checkpoint, NewAudit};
+use store::relationship_cache::{RelationshipCache, Versions};
 use store::search::{CompositeValue, IndexKind, SortValue};
 use store::{
     Filter, HistoryQuery, IndexRow, Key, NewVersion, ReadWithFacts, RelationshipRow, Result,
@@ -66,6 +67,9 @@ struct Inner {
     /// Reads' audit commits, under the writer lock (see
     /// [`open_audit_connection`]).
     audit_writer: Arc<Mutex<Connection>>,
+    /// Relationship rows by the versions they were read at (never stale:
+    /// see `store::relationship_cache`).
+    relationship_cache: RelationshipCache,
 }
 
 /// Copies committed WAL frames into the database file on its own thread
@@ -355,6 +359,7 @@ impl SqliteStore {
                 }),
                 audit_behind: Default::default(),
                 audit_writer: Arc::new(Mutex::new(audit_writer)),
+                relationship_cache: RelationshipCache::default(),
             }),
         })
     }
@@ -438,9 +443,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 const SELECT_CURRENT: &str = "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq \
      FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
 
-/// [`SELECT_CURRENT`] with `c.patient_id` as an eighth column.
-const SELECT_CURRENT_WITH_PATIENT: &str = "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq, c.patient_id \
-     FROM resource_current c JOIN resource_version v ON v.seq = c.seq";
+/// [`SELECT_CURRENT`]'s columns with `c.patient_id` as an eighth, for
+/// more columns to follow before `FROM resource_current c …`.
+const SELECT_CURRENT_WITH_PATIENT_COLUMNS: &str =
+    "SELECT c.rtype, c.id, c.version, v.last_updated, c.deleted, v.body, c.seq, c.patient_id";
 
 fn row_to_resource(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
     let version: i64 = r.get(2)?;
@@ -550,6 +556,42 @@ fn relationships(
     Ok(store_sql::finish_relationships(rows, rules))
 }
 
+/// [`relationships`] through `cache`, for a reader that has just read the
+/// patient's `versions` (in the statement that read what it decides on, or
+/// on their own): the cached rows when they were read at those versions,
+/// else the rows read now (after the versions, so never older than them)
+/// and kept.
+fn cached_relationships(
+    conn: &Connection,
+    cache: &RelationshipCache,
+    patient_id: &str,
+    org: Option<&str>,
+    user: Option<&str>,
+    versions: Versions,
+) -> Result<Vec<RelationshipRow>> {
+    if let Some(rows) = cache.get(patient_id, org, user, versions) {
+        return Ok(rows);
+    }
+    let rows = relationships(conn, patient_id, org, user)?;
+    cache.put(patient_id, org, user, versions, &rows);
+    Ok(rows)
+}
+
+/// The patient's relationship [`Versions`], as committed now.
+fn versions(conn: &Connection, patient_id: &str) -> Result<Versions> {
+    let mut b = Builder::new(Dialect::Sqlite);
+    let sql = store_sql::versions_query(&mut b, patient_id);
+    conn.prepare_cached(&sql)
+        .map_err(internal)?
+        .query_row(params_from_iter(args(&b)), |r| {
+            Ok(Versions {
+                patient: r.get(0)?,
+                rules: r.get(1)?,
+            })
+        })
+        .map_err(internal)
+}
+
 fn relationship_rows(conn: &Connection, sql: &str, b: &Builder) -> Result<Vec<RelationshipRow>> {
     // A handful of shapes (org and user each present or not): cached.
     let mut stmt = conn.prepare_cached(sql).map_err(internal)?;
@@ -571,29 +613,45 @@ fn relationship_rows(conn: &Connection, sql: &str, b: &Builder) -> Result<Vec<Re
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
 }
 
+/// `store::Store::read_with_relationships`: the current row, its patient
+/// and that patient's relationship versions in one statement (one read
+/// snapshot), then the rows through `cache`.
 fn read_with_relationships(
     conn: &Connection,
+    cache: &RelationshipCache,
     rtype: &str,
     id: &str,
     org: Option<&str>,
     user: Option<&str>,
 ) -> Result<Option<ReadWithFacts>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "{SELECT_CURRENT_WITH_PATIENT} WHERE c.rtype = ?1 AND c.id = ?2"
-        ))
-        .map_err(internal)?;
+    let mut b = Builder::new(Dialect::Sqlite);
+    let t = b.arg(SqlValue::Text(rtype.to_owned()));
+    let i = b.arg(SqlValue::Text(id.to_owned()));
+    let versions = store_sql::versions_of_patient_expr(&mut b, "c.patient_id");
+    let sql = format!(
+        "{SELECT_CURRENT_WITH_PATIENT_COLUMNS}, {versions} \
+         FROM resource_current c JOIN resource_version v ON v.seq = c.seq \
+         WHERE c.rtype = {t} AND c.id = {i}"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
     let found = stmt
-        .query_row(params![rtype, id], |r| {
-            Ok((row_to_resource(r)?, r.get::<_, Option<String>>(7)?))
+        .query_row(params_from_iter(args(&b)), |r| {
+            Ok((
+                row_to_resource(r)?,
+                r.get::<_, Option<String>>(7)?,
+                Versions {
+                    patient: r.get(8)?,
+                    rules: r.get(9)?,
+                },
+            ))
         })
         .optional()
         .map_err(internal)?;
-    let Some((resource, patient_id)) = found else {
+    let Some((resource, patient_id, versions)) = found else {
         return Ok(None);
     };
     let relationships = match &patient_id {
-        Some(p) => relationships(conn, p, org, user)?,
+        Some(p) => cached_relationships(conn, cache, p, org, user, versions)?,
         None => vec![],
     };
     Ok(Some(ReadWithFacts {
@@ -851,7 +909,8 @@ fn audit_rows(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditRow>> {
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
 }
 
-/// `store::Tx::put_relationships` on the writer connection.
+/// `store::Tx::put_relationships` on the writer connection, with the
+/// versions of every patient whose rows it changed bumped.
 fn put_relationships(
     conn: &Connection,
     src_type: &str,
@@ -862,16 +921,28 @@ fn put_relationships(
     store::relationship::check_sources(src_type, src_id, rows)?;
     let mut b = Builder::new(Dialect::Sqlite);
     let sql = store_sql::relationship_delete(&mut b, src_type, src_id);
-    conn.prepare_cached(&sql)
-        .map_err(internal)?
-        .execute(params_from_iter(args(&b)))
-        .map_err(internal)?;
-    let Some(patient_id) = patient_id else {
-        return Ok(());
+    let deleted = {
+        let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+        let found = stmt
+            .query_map(params_from_iter(args(&b)), |r| r.get::<_, String>(0))
+            .map_err(internal)?;
+        found
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(internal)?
     };
-    for chunk in rows.chunks(store_sql::RELATIONSHIP_ROWS_PER_INSERT) {
+    if let Some(patient_id) = patient_id {
+        for chunk in rows.chunks(store_sql::RELATIONSHIP_ROWS_PER_INSERT) {
+            let mut b = Builder::new(Dialect::Sqlite);
+            let sql = store_sql::relationship_insert(&mut b, patient_id, chunk);
+            conn.prepare_cached(&sql)
+                .map_err(internal)?
+                .execute(params_from_iter(args(&b)))
+                .map_err(internal)?;
+        }
+    }
+    for key in store_sql::versions_to_bump(&deleted, patient_id, rows.len()) {
         let mut b = Builder::new(Dialect::Sqlite);
-        let sql = store_sql::relationship_insert(&mut b, patient_id, chunk);
+        let sql = store_sql::relationship_version_bump(&mut b, key);
         conn.prepare_cached(&sql)
             .map_err(internal)?
             .execute(params_from_iter(args(&b)))
@@ -1363,7 +1434,11 @@ impl store::Store for SqliteStore {
         org: Option<&str>,
         user: Option<&str>,
     ) -> Result<Vec<RelationshipRow>> {
-        self.with_reader(|c| relationships(c, patient_id, org, user))
+        let cache = &self.inner.relationship_cache;
+        self.with_reader(|c| {
+            let versions = versions(c, patient_id)?;
+            cached_relationships(c, cache, patient_id, org, user, versions)
+        })
     }
 
     async fn read_with_relationships(
@@ -1373,7 +1448,8 @@ impl store::Store for SqliteStore {
         org: Option<&str>,
         user: Option<&str>,
     ) -> Result<Option<ReadWithFacts>> {
-        self.with_reader(|c| read_with_relationships(c, rtype, id, org, user))
+        let cache = &self.inner.relationship_cache;
+        self.with_reader(|c| read_with_relationships(c, cache, rtype, id, org, user))
     }
 
     async fn registered_patients(&self, org: &str) -> Result<Vec<String>> {

@@ -181,6 +181,18 @@ CREATE TABLE main.audit_pending (
 );
 "#,
     ),
+    (
+        7,
+        // One version per patient, bumped with every change of their
+        // relationship rows (`#rules` for every practice's sharing rules):
+        // what `store::relationship_cache` checks its entries against.
+        r#"
+CREATE TABLE relationship_version (
+    patient_id TEXT    PRIMARY KEY,
+    version    INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    ),
 ];
 
 /// The audit log file's schema (attached as `audit`), created when absent

@@ -19,8 +19,13 @@
 //! - The relationship facts of a source resource ([`RelationshipRow`]) are
 //!   replaced as a whole, in the caller's transaction: a reader sees the
 //!   old set or the new one, never a mix.
+//! - Every change of a patient's relationship rows bumps that patient's
+//!   relationship version in the same transaction (a practice's sharing
+//!   rows bump the one rules version): what lets a store keep rows in a
+//!   [`relationship_cache::RelationshipCache`] and never serve stale ones.
 
 pub mod audit;
+pub mod relationship_cache;
 pub mod search;
 
 use std::future::Future;
