@@ -235,7 +235,10 @@ fn show(
             };
             policy::keep_elements(&mut map, elements);
             crate::searching::subsetted(&mut map);
-            Some(Value::Object(map).to_string())
+            // Straight to bytes: `Value`'s `Display` goes through the
+            // formatter, a measurable cost on every restricted-view read.
+            // (A `Value` always serialises; were it not to, nothing leaves.)
+            serde_json::to_string(&Value::Object(map)).ok()
         }
         Item::Withhold(_) => None,
     }
@@ -364,11 +367,7 @@ impl<S: Store> Service<S> {
             t.purpose_of_use = Some("BTG".to_owned());
         }
         let wanted = |t: &str| types.is_none_or(|ts| ts.contains(&t));
-        for q in access
-            .pending_latest()
-            .into_iter()
-            .filter(|q| wanted(&q.rtype))
-        {
+        for q in access.pending_latest_of(wanted) {
             let mut filters = vec![owned_by(patient, &q.rtype)];
             filters.extend(filters_of(q.criteria));
             let rows = self

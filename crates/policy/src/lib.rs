@@ -816,11 +816,22 @@ impl PatientAccess {
 
     /// The conditions still to be resolved by queries (`Latest`).
     pub fn pending_latest(&self) -> Vec<LatestQuery> {
+        self.pending_latest_of(|_| true)
+    }
+
+    /// [`Self::pending_latest`] for the resource types `wanted` admits
+    /// only: the others' criteria are never built (a single read needs its
+    /// own type's, and building every one cost each restricted read
+    /// measurably).
+    pub fn pending_latest_of(&self, wanted: impl Fn(&str) -> bool) -> Vec<LatestQuery> {
         let View::Rules(rules) = &self.view else {
             return vec![];
         };
         let mut out = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
+            if !wanted(&rule.rtype) {
+                continue;
+            }
             for c in &rule.conditions {
                 if let Condition::Latest { n, sort } = c {
                     let criteria = rule

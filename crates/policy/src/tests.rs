@@ -102,6 +102,14 @@ fn care_worker_view_is_restricted() {
     let pending = a.pending_latest();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].rtype, "Encounter");
+    // Asked for one type's only: the same query, or none for another type.
+    let only = a.pending_latest_of(|t| t == "Encounter");
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].criteria, pending[0].criteria);
+    assert!(
+        a.pending_latest_of(|t| t == "MedicationStatement")
+            .is_empty()
+    );
     let gp_enc = json!({"resourceType": "Encounter", "id": "e1", "subject": {"reference": "Patient/p1"},
         "class": {"code": "AMB"}, "meta": {"tag": [{"system": labels::RECORDED_BY, "code": "GP1"}]},
         "reasonCode": [{"text": "private"}], "period": {"start": "2025-12-01"}});
