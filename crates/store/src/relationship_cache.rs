@@ -25,8 +25,9 @@
 //!   server sharing the database, as it did without the cache.
 //!
 //! Bounded: each of [`SHARDS`] shards holds at most [`ROWS_PER_SHARD`] rows
-//! and is emptied when an insert would pass that (boring, and a full
-//! refill costs one query per entry).
+//! and entries (an entry counts one more than its rows) and is emptied
+//! when an insert would pass that (boring, and a full refill costs one
+//! query per entry).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -64,6 +65,13 @@ pub fn version_key(patient_id: &str) -> &str {
     }
 }
 
+/// What an entry of `rows` rows counts against [`ROWS_PER_SHARD`]: one
+/// more than its rows, so that entries with none (a person with no
+/// relationship to the caller) are bounded too.
+fn charge(rows: usize) -> usize {
+    rows + 1
+}
+
 struct Entry {
     versions: Versions,
     rows: Vec<RelationshipRow>,
@@ -72,6 +80,7 @@ struct Entry {
 #[derive(Default)]
 struct Shard {
     entries: HashMap<String, Entry>,
+    /// The sum of [`charge`] over the entries.
     rows: usize,
 }
 
@@ -153,14 +162,15 @@ impl RelationshipCache {
         versions: Versions,
         rows: &[RelationshipRow],
     ) {
-        if rows.len() > ROWS_PER_SHARD {
+        let cost = charge(rows.len());
+        if cost > ROWS_PER_SHARD {
             return;
         }
         let k = key(patient_id, org, user);
         let Some(Ok(mut shard)) = self.shard(&k).map(Mutex::lock) else {
             return;
         };
-        if shard.rows + rows.len() > ROWS_PER_SHARD {
+        if shard.rows + cost > ROWS_PER_SHARD {
             shard.entries.clear();
             shard.rows = 0;
         }
@@ -169,9 +179,9 @@ impl RelationshipCache {
             rows: rows.to_vec(),
         };
         if let Some(old) = shard.entries.insert(k, entry) {
-            shard.rows -= old.rows.len();
+            shard.rows = shard.rows.saturating_sub(charge(old.rows.len()));
         }
-        shard.rows += rows.len();
+        shard.rows += cost;
     }
 }
 
@@ -235,10 +245,18 @@ mod tests {
         for i in 0..(SHARDS * ROWS_PER_SHARD / 1000 * 4) {
             cache.put(&format!("q{i}"), None, None, V1, &many);
         }
+        // Entries with no rows count too.
+        for i in 0..(SHARDS * ROWS_PER_SHARD * 2) {
+            cache.put(&format!("r{i}"), None, None, V1, &[]);
+        }
         for shard in &cache.shards {
             let s = shard.lock().unwrap();
             assert!(s.rows <= ROWS_PER_SHARD);
-            assert_eq!(s.rows, s.entries.values().map(|e| e.rows.len()).sum());
+            assert!(s.entries.len() <= ROWS_PER_SHARD);
+            assert_eq!(
+                s.rows,
+                s.entries.values().map(|e| charge(e.rows.len())).sum()
+            );
         }
     }
 
