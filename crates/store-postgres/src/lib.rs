@@ -743,28 +743,92 @@ const APPEND_AUDIT: &str = "WITH h AS ( \
        SELECT DISTINCT x, h.seq FROM h, unnest($3::text[]) AS x) \
      SELECT seq FROM l";
 
+/// Appends audit records: one record with [`APPEND_AUDIT`] (one
+/// statement, atomic on its own), more with [`append_audit_batch`] (which
+/// needs a transaction around it: its head lock lasts until commit).
 async fn append_audit(client: &Object, records: &[NewAudit]) -> Result<Vec<i64>> {
+    if records.len() > 1 {
+        return append_audit_batch(client, records).await;
+    }
     let stmt = client
         .prepare_cached(APPEND_AUDIT)
         .await
         .map_err(db_error)?;
-    // Pipelined: every statement is sent before the first reply is read,
-    // so a batch of N records costs one round trip, not N. Each statement
-    // takes the next place in the chain from the head row as it runs, so
-    // the order they run in only decides which record gets which seq, and
-    // each reply carries its own record's seq.
-    let params: Vec<[&(dyn ToSql + Sync); 3]> = records
-        .iter()
-        .map(|rec| [&rec.time as _, &rec.record as _, &rec.patients as _])
-        .collect();
-    let rows = futures_util::future::try_join_all(
-        params.iter().map(|p| client.query_one(&stmt, p.as_slice())),
+    let mut seqs = Vec::with_capacity(records.len());
+    for rec in records {
+        let row = client
+            .query_one(&stmt, &[&rec.time, &rec.record, &rec.patients])
+            .await
+            .map_err(db_error)?;
+        seqs.push(row.try_get(0).map_err(db_error)?);
+    }
+    Ok(seqs)
+}
+
+/// Locks the chain's head row (until the transaction ends).
+const AUDIT_HEAD_FOR_UPDATE: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
+/// Every record of a batch, from arrays: seq, time, record, prev, hash.
+const INSERT_AUDIT_BATCH: &str = "INSERT INTO audit_log (seq, time, record, prev_hash, hash) \
+     SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[])";
+/// Every (patient, seq) pair of a batch, from arrays.
+const INSERT_AUDIT_PATIENTS: &str = "INSERT INTO audit_patient (patient_id, seq) \
+     SELECT * FROM unnest($1::text[], $2::int8[])";
+const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, prev = $2, hash = $3 WHERE id = 1";
+
+/// Appends a batch of audit records inside the caller's transaction in
+/// two round trips whatever its size: the head row locked and read, the
+/// chain computed here (`store::audit::chain_hash`, the formula
+/// [`APPEND_AUDIT`] computes in SQL), then the records, their patient rows
+/// and the new head in three pipelined statements. One statement per
+/// record (each updating the head row again) cost PostgreSQL several
+/// times more per record.
+async fn append_audit_batch(client: &Object, records: &[NewAudit]) -> Result<Vec<i64>> {
+    let head = client
+        .prepare_cached(AUDIT_HEAD_FOR_UPDATE)
+        .await
+        .map_err(db_error)?;
+    let row = client.query_one(&head, &[]).await.map_err(db_error)?;
+    let mut seq: i64 = row.try_get(0).map_err(db_error)?;
+    let mut prev: String = row.try_get(1).map_err(db_error)?;
+    let mut seqs = Vec::with_capacity(records.len());
+    let mut times = Vec::with_capacity(records.len());
+    let mut texts = Vec::with_capacity(records.len());
+    let mut prevs = Vec::with_capacity(records.len());
+    let mut hashes = Vec::with_capacity(records.len());
+    let mut patient_ids: Vec<&str> = Vec::new();
+    let mut patient_seqs: Vec<i64> = Vec::new();
+    for rec in records {
+        seq += 1;
+        let hash = store::audit::chain_hash(&prev, seq, &rec.record);
+        let mut patients: Vec<&str> = rec.patients.iter().map(String::as_str).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        for p in patients {
+            patient_ids.push(p);
+            patient_seqs.push(seq);
+        }
+        seqs.push(seq);
+        times.push(rec.time);
+        texts.push(rec.record.as_str());
+        prevs.push(std::mem::replace(&mut prev, hash.clone()));
+        hashes.push(hash);
+    }
+    let (insert, patients, set_head) = futures_util::future::try_join3(
+        client.prepare_cached(INSERT_AUDIT_BATCH),
+        client.prepare_cached(INSERT_AUDIT_PATIENTS),
+        client.prepare_cached(SET_AUDIT_HEAD),
     )
     .await
     .map_err(db_error)?;
-    rows.iter()
-        .map(|row| row.try_get(0).map_err(db_error))
-        .collect()
+    let last_prev = prevs.last().cloned().unwrap_or_default();
+    futures_util::future::try_join3(
+        client.execute(&insert, &[&seqs, &times, &texts, &prevs, &hashes]),
+        client.execute(&patients, &[&patient_ids, &patient_seqs]),
+        client.execute(&set_head, &[&seq, &last_prev, &prev]),
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(seqs)
 }
 
 /// Relationship rows up to this many per source are written with a cached
