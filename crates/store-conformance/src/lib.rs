@@ -1603,6 +1603,15 @@ async fn put_rels<S: Store>(s: &S, patient: Option<&str>, rows: &[RelationshipRo
     tx.commit().await.unwrap();
 }
 
+/// Deletes every relationship row of one source, committed.
+async fn clear_rels<S: Store>(s: &S, src_type: &str, src_id: &str) {
+    let mut tx = s.begin().await.unwrap();
+    tx.put_relationships(src_type, src_id, None, &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
 /// `src_type/src_id` of each row, in order.
 fn sources(rows: &[RelationshipRow]) -> Vec<String> {
     rows.iter()
@@ -1976,11 +1985,7 @@ async fn relationship_changes_apply_to_the_next_read<S: Store>(s: S) {
     );
     assert_eq!(seen(&s, "p2", "A", None).await, ["Encounter/e1 encounter"]);
     // Deleted (the consent withdrawn).
-    let mut tx = s.begin().await.unwrap();
-    tx.put_relationships("Consent", "c1", None, &[])
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    clear_rels(&s, "Consent", "c1").await;
     assert_eq!(
         seen(&s, "p1", "A", None).await,
         ["Patient/p1 gp-registration"]
@@ -1996,11 +2001,7 @@ async fn relationship_changes_apply_to_the_next_read<S: Store>(s: S) {
         seen(&s, "p1", "A", None).await,
         ["$sharing/G sharing-deny", "Patient/p1 gp-registration"]
     );
-    let mut tx = s.begin().await.unwrap();
-    tx.put_relationships("$sharing", "G", None, &[])
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    clear_rels(&s, "$sharing", "G").await;
     assert_eq!(
         seen(&s, "p1", "A", None).await,
         ["Patient/p1 gp-registration"]
@@ -2029,11 +2030,7 @@ async fn relationship_changes_apply_to_the_next_read<S: Store>(s: S) {
         seen(&s, "p1", "A", None).await,
         ["Patient/p1 gp-registration"]
     );
-    let mut tx = s.begin().await.unwrap();
-    tx.put_relationships("Patient", "p1", None, &[])
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    clear_rels(&s, "Patient", "p1").await;
     assert!(seen(&s, "p1", "A", None).await.is_empty());
 }
 
