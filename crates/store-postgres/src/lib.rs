@@ -859,16 +859,12 @@ async fn put_relationships(
         }
         None => delete,
     };
-    let deleted: Vec<String> = if rows.len() <= CACHED_RELATIONSHIP_ROWS {
-        let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
-        client.query(&stmt, &refs(&to_args(&b))).await
-    } else {
-        client.query(&sql, &refs(&to_args(&b))).await
-    }
-    .map_err(db_error)?
-    .iter()
-    .map(|r| r.try_get(0).map_err(db_error))
-    .collect::<Result<_>>()?;
+    let cached = rows.len() <= CACHED_RELATIONSHIP_ROWS;
+    let deleted: Vec<String> = query(client, &sql, &to_args(&b), cached)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0).map_err(db_error))
+        .collect::<Result<_>>()?;
     if let Some(patient_id) = patient_id {
         for chunk in chunks {
             let mut b = Builder::new(Dialect::Postgres);
@@ -892,6 +888,16 @@ async fn execute(client: &Object, sql: &str, args: &Args, cached: bool) -> Resul
         client.execute(&stmt, &refs(args)).await.map_err(db_error)
     } else {
         client.execute(sql, &refs(args)).await.map_err(db_error)
+    }
+}
+
+/// [`execute`] for a statement that returns rows.
+async fn query(client: &Object, sql: &str, args: &Args, cached: bool) -> Result<Vec<Row>> {
+    if cached {
+        let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
+        client.query(&stmt, &refs(args)).await.map_err(db_error)
+    } else {
+        client.query(sql, &refs(args)).await.map_err(db_error)
     }
 }
 

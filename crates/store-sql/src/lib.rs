@@ -902,14 +902,15 @@ pub fn relationship_version_bump(b: &mut Builder, key: &str) -> String {
 /// patient whose id is the SQL expression `patient` (a placeholder, or a
 /// column of an outer query; never a client's text):
 /// the patient's version, then the rules version, 0 where never bumped.
-/// Two primary-key probes.
+/// Two primary-key probes. Their aliases (`rv`, `rr`) are their own: the
+/// reads nest this beside `resource_version v`.
 pub fn versions_of_patient_expr(b: &mut Builder, patient: &str) -> String {
     let rules = b.arg(SqlValue::Text(
         store::relationship_cache::RULES_VERSION_KEY.to_owned(),
     ));
     format!(
-        "COALESCE((SELECT v.version FROM relationship_version v WHERE v.patient_id = {patient}), 0), \
-         COALESCE((SELECT w.version FROM relationship_version w WHERE w.patient_id = {rules}), 0)"
+        "COALESCE((SELECT rv.version FROM relationship_version rv WHERE rv.patient_id = {patient}), 0), \
+         COALESCE((SELECT rr.version FROM relationship_version rr WHERE rr.patient_id = {rules}), 0)"
     )
 }
 

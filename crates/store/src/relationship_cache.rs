@@ -104,21 +104,22 @@ impl std::fmt::Debug for RelationshipCache {
 }
 
 /// One entry's key: the three arguments of [`crate::Store::relationships`],
-/// each present or not, unambiguously (the separators cannot occur in an
-/// id, an ODS code or a token's subject that reached the store: `\u{1}`
-/// and `\u{2}` are control characters).
+/// each present or not, unambiguously whatever text they hold (an
+/// organisation code and a subject come from tokens): each part is
+/// written as `-` when absent, or as `+`, its byte length, `:` and the
+/// text, so no two argument lists share a key.
 fn key(patient_id: &str, org: Option<&str>, user: Option<&str>) -> String {
+    use std::fmt::Write as _;
     let mut k = String::with_capacity(
-        patient_id.len() + org.map_or(0, str::len) + user.map_or(0, str::len) + 4,
+        patient_id.len() + org.map_or(0, str::len) + user.map_or(0, str::len) + 16,
     );
-    k.push_str(patient_id);
-    for part in [org, user] {
+    for part in [Some(patient_id), org, user] {
         match part {
+            // Writing to a String cannot fail.
             Some(p) => {
-                k.push('\u{1}');
-                k.push_str(p);
+                let _ = write!(k, "+{}:{p}", p.len());
             }
-            None => k.push('\u{2}'),
+            None => k.push('-'),
         }
     }
     k
@@ -230,6 +231,15 @@ mod tests {
         assert_ne!(key("p", Some("A"), None), key("p", None, Some("A")));
         assert_ne!(key("p", Some(""), None), key("p", None, None));
         assert_ne!(key("pA", None, None), key("p", Some("A"), None));
+        // Whatever the parts hold, even the separators themselves.
+        assert_ne!(
+            key("p", Some("A"), Some("B+1:C")),
+            key("p", Some("A+1:B"), Some("C"))
+        );
+        assert_ne!(
+            key("p", Some("A\u{1}B"), None),
+            key("p", Some("A"), Some("B"))
+        );
     }
 
     #[test]
